@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNacked is the error of a Nack without a cause.
+	ErrNacked = errors.New("message nacked")
+	// ErrAbandoned nacks messages still in flight when the drain deadline passed.
+	ErrAbandoned = errors.New("abandoned at drain deadline")
+	// ErrDrainTimeout is returned by Run when draining did not finish in time.
+	ErrDrainTimeout = errors.New("drain timeout")
+)
+
+// Dead-letter reasons used by the built-in stages.
+const (
+	ReasonError          = "error"
+	ReasonExpression     = "expression_error"
+	ReasonInvalidPayload = "invalid_payload"
+	ReasonSinkError      = "sink_error"
+	ReasonRetries        = "retries_exhausted"
+	ReasonCircuitOpen    = "circuit_open"
+	ReasonRateLimited    = "rate_limited"
+	ReasonTimeout        = "timeout"
+)
+
+// ReasonedError is an error with a machine-readable dead-letter reason.
+type ReasonedError struct {
+	Reason string
+	Err    error
+}
+
+// WithReason wraps err with a dead-letter reason such as [ReasonExpression].
+func WithReason(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ReasonedError{Reason: reason, Err: err}
+}
+
+func (e *ReasonedError) Error() string { return e.Err.Error() }
+func (e *ReasonedError) Unwrap() error { return e.Err }
+
+// Reason returns the dead-letter reason of err: the innermost
+// [ReasonedError]'s reason, or [ReasonError].
+func Reason(err error) string {
+	var r *ReasonedError
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return ReasonError
+}
+
+// DropError reports an intentional drop: the message is acked and counted as
+// dropped, not failed. Processors return it instead of an output message.
+type DropError struct{ Reason string }
+
+func (e *DropError) Error() string { return "dropped: " + e.Reason }
+
+// Drop returns a [DropError] with the given reason.
+func Drop(reason string) error { return &DropError{Reason: reason} }
+
+// AbandonedError reports how many messages were still in flight, per node,
+// when Run gave up draining.
+type AbandonedError struct {
+	InFlight map[string]int
+}
+
+func (e *AbandonedError) Error() string {
+	n := 0
+	for _, c := range e.InFlight {
+		n += c
+	}
+	return fmt.Sprintf("drain timeout: %d messages still in flight %v", n, e.InFlight)
+}
+
+func (e *AbandonedError) Unwrap() error { return ErrDrainTimeout }

@@ -1,0 +1,151 @@
+// Package pipeline runs a graph of stages connected by bounded channels,
+// acknowledging each source message once every message derived from it has
+// been delivered or dead-lettered.
+package pipeline
+
+import (
+	"maps"
+	"sync/atomic"
+	"time"
+)
+
+// AckFunc is called exactly once per source message: with nil when every
+// message derived from it reached a sink (or the dead-letter sink), or with
+// the first error that prevented that.
+type AckFunc func(err error)
+
+// Message is the envelope that travels through a pipeline.
+//
+// A Message is owned by one goroutine at a time: the stage holding it may
+// change it, and hands it on with [Outlet.Send] (or ends it with Ack, Nack,
+// [Outlet.Fail] or [Outlet.Drop]). Body is never modified in place; use
+// SetBody to replace it.
+type Message struct {
+	// Body is the payload, usually JSON.
+	Body []byte
+	// Meta holds string metadata: broker headers, HTTP headers, trace context.
+	Meta map[string]string
+	// Created is when the source produced the message.
+	Created time.Time
+
+	decoded  any
+	batch    []*Message
+	tx       *tx
+	done     atomic.Bool
+	failures failures
+}
+
+// NewMessage returns a source message. ack, which may be nil, runs once every
+// message derived from this one is resolved.
+func NewMessage(body []byte, ack AckFunc) *Message {
+	t := &tx{ack: ack}
+	t.refs.Store(1)
+	return &Message{Body: body, tx: t, Created: time.Now()}
+}
+
+// NewBatch returns one message standing for members. Acking the batch acks
+// every member; nacking it nacks every member. Members must not be acked
+// separately afterwards.
+func NewBatch(members []*Message) *Message {
+	b := NewMessage(nil, func(err error) {
+		for _, m := range members {
+			m.resolve(err)
+		}
+	})
+	b.batch = members
+	if len(members) > 0 {
+		b.Created = members[0].Created
+	}
+	return b
+}
+
+// Batch returns the members of a batch message, or nil for a single message.
+func (m *Message) Batch() []*Message { return m.batch }
+
+// Decoded returns the decoded form of Body cached by an earlier stage, or nil.
+func (m *Message) Decoded() any { return m.decoded }
+
+// SetDecoded caches v as the decoded form of the current Body.
+func (m *Message) SetDecoded(v any) { m.decoded = v }
+
+// SetBody replaces the body and forgets its cached decoded form.
+func (m *Message) SetBody(b []byte) {
+	m.Body = b
+	m.decoded = nil
+}
+
+// Copy returns a message for a second downstream branch: same body and
+// decoded form, its own metadata map, sharing m's acknowledgement. The
+// source is acked only after both m and the copy are resolved.
+func (m *Message) Copy() *Message {
+	m.tx.refs.Add(1)
+	c := &Message{
+		Body:     m.Body,
+		Meta:     maps.Clone(m.Meta),
+		Created:  m.Created,
+		decoded:  m.decoded,
+		batch:    m.batch,
+		tx:       m.tx,
+		failures: m.failures,
+	}
+	return c
+}
+
+// Ack reports that m was delivered. Only the first Ack or Nack counts.
+func (m *Message) Ack() { m.resolve(nil) }
+
+// Nack reports that m could not be delivered; the source may redeliver it.
+// Only the first Ack or Nack counts.
+func (m *Message) Nack(err error) {
+	if err == nil {
+		err = ErrNacked
+	}
+	m.resolve(err)
+}
+
+func (m *Message) resolve(err error) {
+	if m.done.Swap(true) {
+		return
+	}
+	m.tx.release(err)
+}
+
+// tx counts the live messages derived from one source message.
+type tx struct {
+	refs atomic.Int64
+	err  atomic.Pointer[error]
+	ack  AckFunc
+}
+
+func (t *tx) release(err error) {
+	if err != nil {
+		t.err.CompareAndSwap(nil, &err)
+	}
+	if t.refs.Add(-1) != 0 {
+		return
+	}
+	if t.ack == nil {
+		return
+	}
+	if p := t.err.Load(); p != nil {
+		t.ack(*p)
+		return
+	}
+	t.ack(nil)
+}
+
+// failures records a message's failed attempts for its dead-letter envelope.
+type failures struct {
+	attempts    int
+	first, last time.Time
+}
+
+// RecordAttempt counts a failed delivery attempt at t; the dead-letter
+// envelope reports the count and the first and last failure times.
+func (m *Message) RecordAttempt(t time.Time) {
+	if m.failures.attempts == 0 {
+		m.failures.first = t
+	}
+	m.failures.attempts++
+	m.failures.last = t
+}

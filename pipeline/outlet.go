@@ -1,0 +1,140 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// outlet is a node's [Outlet]: it fans messages out to the node's consumers
+// and routes failures to the dead-letter sink.
+type outlet struct {
+	p    *Pipeline
+	n    *node
+	hard context.Context
+}
+
+var _ Outlet = (*outlet)(nil)
+
+func (o *outlet) Send(ctx context.Context, m *Message) error {
+	return o.SendTo(ctx, "", m)
+}
+
+func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
+	targets := o.n.outs[port]
+	switch len(targets) {
+	case 0:
+		o.Drop(m, "unrouted")
+		return nil
+	case 1:
+		o.n.stats.out.Add(1)
+		return o.send(ctx, targets[0], m)
+	}
+	o.n.stats.out.Add(1)
+	// Copy before the first send: after it, m belongs to another goroutine.
+	msgs := make([]*Message, len(targets))
+	msgs[0] = m
+	for i := 1; i < len(msgs); i++ {
+		msgs[i] = m.Copy()
+	}
+	for i, t := range targets {
+		if err := o.send(ctx, t, msgs[i]); err != nil {
+			for _, rest := range msgs[i+1:] {
+				o.abandon(rest)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *outlet) send(ctx context.Context, t *node, m *Message) error {
+	select {
+	case t.in <- m:
+		t.stats.in.Add(1)
+		return nil
+	default:
+	}
+	select {
+	case t.in <- m:
+		t.stats.in.Add(1)
+		return nil
+	case <-ctx.Done():
+	case <-o.hard.Done():
+	}
+	o.abandon(m)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return o.hard.Err()
+}
+
+func (o *outlet) Drop(m *Message, reason string) {
+	o.n.stats.dropped.Add(1)
+	m.Ack()
+}
+
+func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
+	o.n.stats.failed.Add(1)
+	dlq := o.p.dlq
+	if dlq == nil {
+		o.n.stats.nacked.Add(1)
+		o.logFailure(m, err)
+		m.Nack(err)
+		return
+	}
+	now := o.p.Clock.Now()
+	m.RecordAttempt(now)
+	toDeadLetter(m, o.p.Name, o.n, err)
+	select {
+	case dlq.in <- m:
+		dlq.stats.in.Add(1)
+		o.n.stats.deadLettered.Add(1)
+	case <-o.hard.Done():
+		o.abandon(m)
+	}
+}
+
+// logFailure logs a failure with no dead-letter sink, at most once a second
+// per node, counting what it suppressed.
+func (o *outlet) logFailure(m *Message, err error) {
+	now := time.Now().UnixNano()
+	last := o.n.lastLog.Load()
+	if now-last < int64(time.Second) || !o.n.lastLog.CompareAndSwap(last, now) {
+		o.n.suppressed.Add(1)
+		return
+	}
+	o.p.Logger.Warn("message failed; no dead_letter sink, nacked",
+		"pipeline", o.p.Name, "stage", o.n.name, "kind", o.n.kind,
+		"reason", Reason(err), "err", err, "suppressed", o.n.suppressed.Swap(0))
+}
+
+// route hands on the outcome of Process for input m.
+func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
+	var drop *DropError
+	switch {
+	case err == nil && r != nil:
+		_ = o.Send(ctx, r)
+	case err == nil:
+		o.Drop(m, "filtered")
+	case errors.As(err, &drop):
+		o.Drop(m, drop.Reason)
+	case ctx.Err() != nil:
+		o.abandonResult(m, r)
+	default:
+		o.Fail(ctx, m, err)
+	}
+}
+
+// abandon nacks m at the hard stop and counts it as in flight at this node.
+func (o *outlet) abandon(m *Message) {
+	o.n.abandoned.Add(1)
+	m.Nack(ErrAbandoned)
+}
+
+func (o *outlet) abandonResult(m, r *Message) {
+	o.abandon(m)
+	if r != nil && r != m {
+		r.Nack(ErrAbandoned)
+	}
+}

@@ -1,0 +1,314 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Run starts every node and blocks until the pipeline has drained: finite
+// sources exhausted and every message resolved, or ctx cancelled and the
+// soft stop finished.
+//
+// Cancelling ctx is a soft stop: sources stop reading, messages already read
+// flow on, batches flush, sinks finish. If that takes longer than
+// DrainTimeout (or Kill is called), the hard stop cancels every stage and
+// sink, nacks what is still in flight and Run returns an *AbandonedError.
+// Otherwise Run returns the errors of nodes that failed, or nil.
+// Run may be called once.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if !p.started.CompareAndSwap(false, true) {
+		return errors.New("pipeline: Run called twice")
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.Clock == nil {
+		p.Clock = SystemClock
+	}
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	kill := func() { cancelHard() }
+	p.kill.Store(&kill)
+
+	done := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() { p.watchDrain(ctx, done, cancelHard) })
+
+	for _, n := range p.nodes {
+		n.producers.Store(int32(n.ins))
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(n *node, err error) {
+		if err == nil || errors.Is(err, context.Canceled) && hard.Err() != nil {
+			return
+		}
+		mu.Lock()
+		errs = append(errs, fmt.Errorf("%s %q: %w", n.role, n.name, err))
+		mu.Unlock()
+	}
+	for _, n := range p.nodes {
+		wg.Go(func() {
+			fail(n, p.runNode(ctx, hard, n))
+			p.finished(n)
+		})
+	}
+	var dlqDone sync.WaitGroup
+	if p.dlq != nil {
+		dlqDone.Go(func() { fail(p.dlq, p.runNode(ctx, hard, p.dlq)) })
+	}
+	wg.Wait()
+	if p.dlq != nil {
+		close(p.dlq.in)
+		dlqDone.Wait()
+	}
+	close(done)
+	watch.Wait()
+
+	if hard.Err() != nil {
+		ab := &AbandonedError{InFlight: map[string]int{}}
+		for _, n := range p.all() {
+			if n.in == nil { // sources have no input
+				continue
+			}
+			for m := range n.in {
+				n.abandoned.Add(1)
+				m.Nack(ErrAbandoned)
+			}
+			if c := n.abandoned.Load(); c > 0 {
+				ab.InFlight[n.name] = int(c)
+			}
+		}
+		if len(ab.InFlight) > 0 {
+			errs = append(errs, ab)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Kill starts the hard stop at once: what is in flight is nacked.
+func (p *Pipeline) Kill() {
+	if k := p.kill.Load(); k != nil {
+		(*k)()
+	}
+}
+
+func (p *Pipeline) all() []*node {
+	if p.dlq == nil {
+		return p.nodes
+	}
+	return append(p.nodes[:len(p.nodes):len(p.nodes)], p.dlq)
+}
+
+// watchDrain turns a soft stop that outlasts DrainTimeout into a hard stop.
+func (p *Pipeline) watchDrain(ctx context.Context, done <-chan struct{}, hardStop func()) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	d := p.DrainTimeout
+	if d <= 0 {
+		d = DefaultDrainTimeout
+	}
+	t := p.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C():
+		p.Logger.Warn("drain timeout: abandoning in-flight messages", "pipeline", p.Name, "timeout", d)
+		hardStop()
+	}
+}
+
+// finished closes the inputs whose last producer was n.
+func (p *Pipeline) finished(n *node) {
+	for _, ts := range n.outs {
+		for _, t := range ts {
+			if t.producers.Add(-1) == 0 {
+				close(t.in)
+			}
+		}
+	}
+}
+
+func (p *Pipeline) runNode(soft, hard context.Context, n *node) error {
+	out := &outlet{p: p, n: n, hard: hard}
+	var err error
+	switch {
+	case n.src != nil:
+		err = n.src.Read(soft, out)
+	case n.stage != nil:
+		err = n.stage.Run(hard, n.in, out)
+		if hard.Err() != nil {
+			for m := range drainNow(n.in) {
+				out.abandon(m)
+			}
+		}
+	case n.proc != nil && n.opts.Ordered && n.opts.Workers > 1:
+		p.runOrdered(hard, n, out)
+	case n.proc != nil:
+		p.runWorkers(hard, n, func(m *Message) {
+			r, perr := p.process(hard, n, m)
+			out.route(hard, m, r, perr)
+		})
+	default:
+		p.runWorkers(hard, n, func(m *Message) { p.write(hard, n, out, m) })
+	}
+	if c, ok := n.value().(Closer); ok {
+		if cerr := c.Close(hard); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close: %w", cerr))
+		}
+	}
+	return err
+}
+
+func (n *node) value() any {
+	switch {
+	case n.src != nil:
+		return n.src
+	case n.sink != nil:
+		return n.sink
+	}
+	return n.stageValue()
+}
+
+// drainNow yields what is buffered in c without waiting for more.
+func drainNow(c <-chan *Message) func(func(*Message) bool) {
+	return func(yield func(*Message) bool) {
+		for {
+			select {
+			case m, ok := <-c:
+				if !ok || !yield(m) {
+					return
+				}
+			default:
+				return
+			}
+		}
+	}
+}
+
+// runWorkers calls handle for every input message on n's workers until the
+// input closes or the hard stop.
+func (p *Pipeline) runWorkers(hard context.Context, n *node, handle func(*Message)) {
+	var wg sync.WaitGroup
+	for range n.opts.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-hard.Done():
+					return
+				case m, ok := <-n.in:
+					if !ok {
+						return
+					}
+					handle(m)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (p *Pipeline) process(ctx context.Context, n *node, m *Message) (*Message, error) {
+	start := time.Now()
+	r, err := n.proc.Process(ctx, m)
+	n.stats.latency.record(time.Since(start))
+	return r, err
+}
+
+func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) {
+	start := time.Now()
+	err := n.sink.Write(ctx, m)
+	n.stats.latency.record(time.Since(start))
+	switch {
+	case err == nil:
+		n.stats.out.Add(1)
+		m.Ack()
+	case ctx.Err() != nil:
+		out.abandon(m)
+	case n.role == RoleDeadLetter:
+		n.stats.failed.Add(1)
+		n.stats.nacked.Add(1)
+		p.Logger.Error("dead-letter sink failed; message nacked", "pipeline", p.Name, "sink", n.kind, "err", err)
+		m.Nack(err)
+	default:
+		if Reason(err) == ReasonError {
+			err = WithReason(ReasonSinkError, err)
+		}
+		out.Fail(ctx, m, err)
+	}
+}
+
+// slot carries one message through an ordered worker pool.
+type slot struct {
+	m, r *Message
+	err  error
+	done chan struct{}
+}
+
+// runOrdered runs n's workers but emits results in input order. pending is
+// the reorder buffer: it holds at most Buffer dispatched messages.
+func (p *Pipeline) runOrdered(hard context.Context, n *node, out *outlet) {
+	jobs := make(chan *slot)
+	pending := make(chan *slot, n.opts.Buffer)
+	var wg sync.WaitGroup
+	for range n.opts.Workers {
+		wg.Go(func() {
+			for s := range jobs {
+				s.r, s.err = p.process(hard, n, s.m)
+				close(s.done)
+			}
+		})
+	}
+	wg.Go(func() { // dispatcher: the one closer of jobs and pending
+		defer close(pending)
+		defer close(jobs)
+		for {
+			var m *Message
+			select {
+			case <-hard.Done():
+				return
+			case mm, ok := <-n.in:
+				if !ok {
+					return
+				}
+				m = mm
+			}
+			s := &slot{m: m, done: make(chan struct{})}
+			select {
+			case jobs <- s:
+			case <-hard.Done():
+				out.abandon(m)
+				return
+			}
+			select {
+			case pending <- s:
+			case <-hard.Done():
+				<-s.done
+				out.abandonResult(s.m, s.r)
+				return
+			}
+		}
+	})
+	for s := range pending {
+		<-s.done
+		if hard.Err() != nil {
+			out.abandonResult(s.m, s.r)
+			continue
+		}
+		out.route(hard, s.m, s.r, s.err)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,73 @@
+package pipeline
+
+import "context"
+
+// Source produces messages.
+//
+// Read sends messages to out until the source is exhausted (return nil),
+// ctx is cancelled (a soft stop: return nil promptly without reading more),
+// or it fails (return the error). Connections are opened in Read, never in a
+// constructor. A source acks its broker from the [AckFunc] given to
+// [NewMessage]; acks may arrive after Read returned, until Run returns.
+type Source interface {
+	Read(ctx context.Context, out Outlet) error
+}
+
+// Processor handles one message at a time; the runtime runs it on the
+// stage's worker goroutines, so Process must be safe for concurrent use when
+// workers > 1.
+//
+// Process returns
+//   - (m2, nil): m2 (usually m itself, changed) goes downstream;
+//   - (nil, nil) or (nil, *DropError): m is dropped on purpose, acked and counted;
+//   - (_, err): m failed and goes to the dead-letter path with err.
+//
+// ctx is cancelled only at the hard stop.
+type Processor interface {
+	Process(ctx context.Context, m *Message) (*Message, error)
+}
+
+// Stage is a node that owns its loop, for behaviour a [Processor] cannot
+// express (batching, timers). Run reads in until it is closed, hands every
+// message on to out (Send, Fail or Drop) and returns; it must not close
+// anything. ctx is cancelled only at the hard stop: Run then nacks what it
+// holds and returns promptly.
+type Stage interface {
+	Run(ctx context.Context, in <-chan *Message, out Outlet) error
+}
+
+// Sink delivers messages. The runtime acks a message when Write returns nil
+// and sends it to the dead-letter path otherwise. m may be a batch
+// ([Message.Batch]); a sink then writes all members in one call if it can.
+// Write must be safe for concurrent use when the sink has workers > 1.
+type Sink interface {
+	Write(ctx context.Context, m *Message) error
+}
+
+// Closer is implemented by sources, stages and sinks that hold resources.
+// The runtime calls Close once, after the node's last message.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Outlet is where a node hands its messages on. Implementations are safe for
+// concurrent use.
+type Outlet interface {
+	// Send passes m downstream, blocking while downstream buffers are full
+	// (backpressure). Ownership of m passes to the outlet in every case: on
+	// error (the stop came first) m has been nacked.
+	Send(ctx context.Context, m *Message) error
+	// SendTo is Send on a named output port (see [Router]).
+	SendTo(ctx context.Context, port string, m *Message) error
+	// Fail sends m to the dead-letter path with err; without a dead-letter
+	// sink, m is counted, logged and nacked.
+	Fail(ctx context.Context, m *Message, err error)
+	// Drop acks m as intentionally discarded and counts it.
+	Drop(m *Message, reason string)
+}
+
+// Router is implemented by stages with named output ports, such as route.
+// The graph rejects edges from ports a router does not declare.
+type Router interface {
+	Ports() []string
+}

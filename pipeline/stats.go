@@ -1,0 +1,146 @@
+package pipeline
+
+import (
+	"math"
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Role is what a node does in the graph.
+type Role uint8
+
+const (
+	RoleSource Role = iota
+	RoleStage
+	RoleSink
+	RoleDeadLetter
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleSource:
+		return "source"
+	case RoleStage:
+		return "stage"
+	case RoleSink:
+		return "sink"
+	case RoleDeadLetter:
+		return "dead_letter"
+	}
+	return "unknown"
+}
+
+// counters are one node's live statistics; all fields are atomic.
+type counters struct {
+	in, out, failed, dropped, deadLettered, nacked atomic.Int64
+	latency                                        histogram
+}
+
+// NodeStats is a snapshot of one node's counters.
+type NodeStats struct {
+	Name string
+	Kind string
+	Role Role
+	// In counts messages received; for a source, messages produced.
+	In int64
+	// Out counts messages sent on (stages) or delivered (sinks).
+	Out          int64
+	Failed       int64
+	Dropped      int64
+	DeadLettered int64
+	Nacked       int64
+	// Latency of Process or Write calls; zero for sources and custom stages.
+	Latency LatencyStats
+	// Queued is the number of messages waiting in the node's input buffer.
+	Queued int
+	// Buffer is the capacity of the node's input buffer.
+	Buffer int
+}
+
+// LatencyStats summarises a latency histogram. Percentiles are bucket upper
+// bounds, accurate to within 19%.
+type LatencyStats struct {
+	Count          int64
+	Min, Max, Mean time.Duration
+	P50, P90, P99  time.Duration
+}
+
+// histogram is a lock-free log-linear latency histogram: 4 buckets per power
+// of two of nanoseconds.
+type histogram struct {
+	count, sum atomic.Int64
+	min, max   atomic.Int64
+	buckets    [256]atomic.Int64
+}
+
+func bucketOf(ns int64) int {
+	if ns < 4 {
+		return int(max(ns, 0))
+	}
+	u := uint64(ns)
+	e := bits.Len64(u) - 1 // u in [2^e, 2^(e+1))
+	sub := int(u>>(uint(e)-2)) & 3
+	return e*4 + sub
+}
+
+func bucketUpper(i int) int64 {
+	if i < 4 {
+		return int64(i)
+	}
+	e, sub := i/4, i%4
+	return (int64(1) << e) + int64(sub+1)*(int64(1)<<(e-2)) - 1
+}
+
+func (h *histogram) record(d time.Duration) {
+	ns := int64(d)
+	if h.count.Add(1) == 1 {
+		h.min.Store(ns)
+	}
+	h.sum.Add(ns)
+	for {
+		cur := h.min.Load()
+		if ns >= cur || h.min.CompareAndSwap(cur, ns) {
+			break
+		}
+	}
+	for {
+		cur := h.max.Load()
+		if ns <= cur || h.max.CompareAndSwap(cur, ns) {
+			break
+		}
+	}
+	h.buckets[bucketOf(ns)].Add(1)
+}
+
+func (h *histogram) snapshot() LatencyStats {
+	n := h.count.Load()
+	if n == 0 {
+		return LatencyStats{}
+	}
+	s := LatencyStats{
+		Count: n,
+		Min:   time.Duration(h.min.Load()),
+		Max:   time.Duration(h.max.Load()),
+		Mean:  time.Duration(h.sum.Load() / n),
+	}
+	var counts [256]int64
+	total := int64(0)
+	for i := range counts {
+		counts[i] = h.buckets[i].Load()
+		total += counts[i]
+	}
+	q := func(p float64) time.Duration {
+		rank := int64(math.Ceil(p * float64(total)))
+		acc := int64(0)
+		for i, c := range counts {
+			acc += c
+			if acc >= rank && c > 0 {
+				return min(time.Duration(bucketUpper(i)), s.Max)
+			}
+		}
+		return s.Max
+	}
+	s.P50, s.P90, s.P99 = q(0.50), q(0.90), q(0.99)
+	return s
+}
