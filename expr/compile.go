@@ -1,0 +1,153 @@
+package expr
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	"github.com/google/cel-go/common"
+	"github.com/google/cel-go/common/types"
+)
+
+// DefaultCostLimit is the evaluation cost limit of a program compiled
+// without WithCostLimit. A cost unit is roughly one operation; simple
+// filters and maps cost well under 100.
+const DefaultCostLimit = 1_000_000
+
+// Option configures Compile.
+type Option func(*config)
+
+type config struct {
+	costLimit  uint64
+	boolResult bool
+	fullDecode bool
+}
+
+// WithCostLimit sets the cost at which an evaluation stops with ErrCostLimit.
+func WithCostLimit(limit uint64) Option {
+	return func(c *config) { c.costLimit = limit }
+}
+
+// WithBoolResult makes Compile reject an expression whose type is known and
+// is not bool, as a filter needs.
+func WithBoolResult() Option {
+	return func(c *config) { c.boolResult = true }
+}
+
+// withFullDecode turns off field-wise decoding; tests and benchmarks compare
+// against it.
+func withFullDecode() Option {
+	return func(c *config) { c.fullDecode = true }
+}
+
+// Error is an error at a position in an expression's source.
+type Error struct {
+	// Line and Column are 1-based; Column counts Unicode code points. Both
+	// are 0 when the position is unknown.
+	Line, Column int
+	Msg          string
+	// Err is the underlying error of an evaluation error, nil for a compile error.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Line == 0 {
+		return e.Msg
+	}
+	return fmt.Sprintf("%d:%d: %s", e.Line, e.Column, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errors is every error Compile found, in source order. errors.As finds a
+// single *Error in it.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+func (es Errors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
+// Compile parses and type-checks src in the package's one environment. It
+// does no I/O. On failure the error is an Errors holding every problem with
+// its position within src.
+//
+// Compile estimates the cost of the expression. It rejects one whose minimum
+// cost exceeds the cost limit, since every evaluation of it would fail, and
+// tracks cost at run time only for one whose maximum might exceed it
+// (typically comprehensions over msg); evaluation of any other is bounded
+// already.
+func Compile(src string, opts ...Option) (*Program, error) {
+	cfg := config{costLimit: DefaultCostLimit}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("building CEL environment: %w", err)
+	}
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		errs := make(Errors, 0, len(iss.Errors()))
+		for _, e := range iss.Errors() {
+			errs = append(errs, newError(e.Location, e.Message, nil))
+		}
+		return nil, errs
+	}
+	if cfg.boolResult {
+		if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
+			return nil, Errors{{Line: 1, Column: 1, Msg: fmt.Sprintf("expression has type %s, want bool", t)}}
+		}
+	}
+	progOpts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	est, err := env.EstimateCost(ast, noEstimates{})
+	switch {
+	case err == nil && est.Min > cfg.costLimit:
+		return nil, Errors{{Line: 1, Column: 1,
+			Msg: fmt.Sprintf("expression costs at least %d, over the limit of %d", est.Min, cfg.costLimit)}}
+	case err != nil || est.Max > cfg.costLimit:
+		// Runtime cost tracking allocates on every call, so only programs
+		// that might exceed the limit pay for it.
+		progOpts = append(progOpts, cel.CostLimit(cfg.costLimit))
+	}
+	prg, err := env.Program(ast, progOpts...)
+	if err != nil {
+		return nil, Errors{{Line: 1, Column: 1, Msg: err.Error()}}
+	}
+	p := &Program{src: src, ast: ast, prg: prg, costLimit: cfg.costLimit}
+	p.access = analyzeMsg(ast.NativeRep().Expr())
+	if cfg.fullDecode && p.access.use == msgFields {
+		p.access = msgAccess{use: msgWhole}
+	}
+	p.init()
+	return p, nil
+}
+
+func newError(loc common.Location, msg string, cause error) *Error {
+	e := &Error{Msg: msg, Err: cause}
+	if loc != nil && loc.Line() > 0 {
+		e.Line, e.Column = loc.Line(), loc.Column()+1
+	}
+	return e
+}
+
+// noEstimates leaves every size and call cost to cel-go's defaults.
+type noEstimates struct{}
+
+func (noEstimates) EstimateSize(checker.AstNode) *checker.SizeEstimate { return nil }
+
+func (noEstimates) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}

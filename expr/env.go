@@ -1,0 +1,60 @@
+package expr
+
+import (
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/env"
+	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/ext"
+)
+
+// The names of the variables every expression may read.
+const (
+	varMsg  = "msg"
+	varMeta = "meta"
+	varRaw  = "raw"
+	varSeq  = "seq"
+)
+
+var (
+	envOnce sync.Once
+	envVal  *cel.Env
+	envErr  error
+)
+
+// celEnv returns the one environment all expressions compile in, building it
+// on first use. A *cel.Env is safe for concurrent use.
+func celEnv() (*cel.Env, error) {
+	envOnce.Do(func() { envVal, envErr = newEnv() })
+	return envVal, envErr
+}
+
+func newEnv() (*cel.Env, error) {
+	// The standard + - * / carry a single binding that dispatches on the left
+	// operand and rejects mixed numeric operands; they are replaced whole by
+	// arithmeticFuncs, which keep the standard overloads and add mixed ones.
+	std := &env.LibrarySubset{ExcludeFunctions: []*env.Function{
+		{Name: operators.Add},
+		{Name: operators.Subtract},
+		{Name: operators.Multiply},
+		{Name: operators.Divide},
+	}}
+	opts := []cel.EnvOption{
+		cel.StdLib(cel.StdLibSubset(std)),
+		cel.Variable(varMsg, cel.DynType),
+		cel.Variable(varMeta, cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable(varRaw, cel.BytesType),
+		cel.Variable(varSeq, cel.IntType),
+		cel.CrossTypeNumericComparisons(true),
+		cel.OptionalTypes(),
+		ext.Strings(),
+		ext.Math(),
+		ext.Encoders(),
+		ext.Lists(),
+		ext.Sets(),
+		ext.Bindings(),
+	}
+	opts = append(opts, arithmeticFuncs()...)
+	return cel.NewCustomEnv(opts...)
+}

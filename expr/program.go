@@ -1,0 +1,201 @@
+package expr
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+)
+
+// ErrCostLimit is the cause of an evaluation stopped at the cost limit.
+var ErrCostLimit = errors.New("expression cost limit exceeded")
+
+// Input is what one evaluation sees. The zero value is an empty body, no
+// metadata and sequence number 0.
+type Input struct {
+	// Raw is the message body, read as JSON only if the expression reads msg.
+	Raw []byte
+	// Meta is the message metadata; nil reads as an empty map.
+	Meta map[string]string
+	// Seq is the sequence number, the value of seq.
+	Seq int64
+	// Decoded, if non-nil, is the decoded body, as DecodeJSON(Raw) would
+	// return it; evaluation uses it instead of parsing Raw. An evaluation
+	// that decodes Raw whole stores the result here, so a later stage given
+	// the same Input does not parse Raw again. An evaluation that decodes
+	// only some fields leaves it nil.
+	Decoded any
+}
+
+// Program is a compiled expression. It is safe for concurrent use by many
+// goroutines.
+type Program struct {
+	src       string
+	ast       *cel.Ast
+	prg       cel.Program
+	costLimit uint64
+	access    msgAccess
+	states    sync.Pool // *evalState
+}
+
+// evalState is the per-evaluation scratch a Program reuses.
+type evalState struct {
+	act    activation
+	fields map[string]any // the decoded fields, for msgFields programs
+}
+
+func (p *Program) init() {
+	n := len(p.access.fields)
+	p.states.New = func() any {
+		return &evalState{fields: make(map[string]any, n)}
+	}
+}
+
+// Source returns the expression as given to Compile.
+func (p *Program) Source() string { return p.src }
+
+// UsesMsg reports whether the expression reads msg, and so whether
+// evaluation reads Input.Raw as JSON.
+func (p *Program) UsesMsg() bool { return p.access.use != msgUnused }
+
+// Eval evaluates the program on in. It never panics. The error is non-nil
+// exactly when the value is nil: a *SyntaxError (wrapped) if the expression
+// reads msg and Raw is not valid JSON, an *Error wrapping ErrCostLimit if the
+// cost limit was reached, or an *Error at the failing subexpression for any
+// other runtime error (no such key, overflow, division by zero, ...).
+func (p *Program) Eval(in *Input) (ref.Val, error) {
+	st := p.states.Get().(*evalState)
+	defer p.release(st)
+	st.act.in = in
+	if err := p.bindMsg(st, in); err != nil {
+		return nil, err
+	}
+	out, _, err := p.prg.Eval(&st.act)
+	if err != nil {
+		return nil, p.evalError(err)
+	}
+	return out, nil
+}
+
+func (p *Program) release(st *evalState) {
+	clear(st.fields)
+	st.act = activation{}
+	p.states.Put(st)
+}
+
+// bindMsg sets the value msg resolves to.
+func (p *Program) bindMsg(st *evalState, in *Input) error {
+	switch {
+	case p.access.use == msgUnused:
+		return nil
+	case in.Decoded != nil:
+		st.act.msg = in.Decoded
+		return nil
+	case p.access.use == msgFields:
+		isObject, err := decodeFields(in.Raw, p.access.fields, st.fields)
+		if err != nil {
+			return fmt.Errorf("decoding msg: %w", err)
+		}
+		if isObject {
+			st.act.msg = st.fields
+			return nil
+		}
+	}
+	v, err := DecodeJSON(in.Raw)
+	if err != nil {
+		return fmt.Errorf("decoding msg: %w", err)
+	}
+	in.Decoded = v
+	st.act.msg = v
+	return nil
+}
+
+func (p *Program) evalError(err error) error {
+	var cancelled interpreter.EvalCancelledError
+	if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
+		return &Error{Msg: fmt.Sprintf("%v (limit %d)", ErrCostLimit, p.costLimit), Err: ErrCostLimit}
+	}
+	var celErr *types.Err
+	if errors.As(err, &celErr) {
+		loc := p.ast.NativeRep().SourceInfo().GetStartLocation(celErr.NodeID())
+		return newError(loc, err.Error(), err)
+	}
+	return &Error{Msg: err.Error(), Err: err}
+}
+
+// EvalBool evaluates the program and returns its bool result; any other
+// result type is an error.
+func (p *Program) EvalBool(in *Input) (bool, error) {
+	out, err := p.Eval(in)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("expression %q returned %s, want bool", p.src, out.Type().TypeName())
+	}
+	return bool(b), nil
+}
+
+// EvalJSON evaluates the program and encodes the result with EncodeJSON. It
+// also returns the body decoded as DecodeJSON(body) would, for the next
+// stage's Input.Decoded; decoded is nil when the body is null.
+func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
+	out, err := p.Eval(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := encoderPool.Get().(*encoder)
+	defer e.release()
+	if err := e.cel(out); err != nil {
+		return nil, nil, fmt.Errorf("encoding result: %w", err)
+	}
+	body = slices.Clone(e.buf)
+	decoded, err = DecodeJSON(body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decoding result: %w", err)
+	}
+	return body, decoded, nil
+}
+
+// activation resolves the four variables for one evaluation.
+type activation struct {
+	in  *Input
+	msg any
+}
+
+var _ interpreter.Activation = (*activation)(nil)
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case varMsg:
+		return a.msg, true
+	case varMeta:
+		if a.in.Meta == nil {
+			return emptyMeta, true
+		}
+		return a.in.Meta, true
+	case varRaw:
+		return types.Bytes(a.in.Raw), true
+	case varSeq:
+		return types.Int(a.in.Seq), true
+	}
+	return nil, false
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+var emptyMeta = map[string]string{}
+
+// EvalNative evaluates the program and returns its result as DecodeJSON
+// would decode EncodeJSON(result): map[string]any, []any, string, int64,
+// uint64, float64, bool or nil.
+func (p *Program) EvalNative(in *Input) (any, error) {
+	_, v, err := p.EvalJSON(in)
+	return v, err
+}
