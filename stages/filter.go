@@ -1,0 +1,76 @@
+package stages
+
+import (
+	"context"
+	"errors"
+
+	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/expr"
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+type filterConfig struct {
+	Condition *expr.Program `pipe:"condition,required" desc:"CEL predicate over msg, meta and raw. Messages for which it is false are dropped and acked." example:"msg.level == \"error\""`
+}
+
+func init() {
+	component.Register(component.Stage("filter",
+		"Keeps the messages for which a CEL condition is true; drops and acks the rest.",
+		filterConfig{}, newFilter, component.WithShorthand("condition")))
+}
+
+// filter keeps messages whose condition is true.
+//
+//	in  -- a -- b -- c -- d --
+//	        [ cond(b), cond(d) false ]
+//	out -- a ------- c -------
+type filter struct{ cond *expr.Program }
+
+var _ pipeline.Processor = (*filter)(nil)
+
+func newFilter(c *filterConfig, _ component.Env) (any, error) {
+	return &filter{cond: c.Condition}, nil
+}
+
+func (f *filter) Process(_ context.Context, m *pipeline.Message) (*pipeline.Message, error) {
+	if m.Batch() != nil {
+		return nil, errBatch("filter")
+	}
+	in := input(m)
+	ok, err := f.cond.EvalBool(&in)
+	keepDecoded(m, &in)
+	if err != nil {
+		return nil, evalError(err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// input is the expression input for m, reusing a decoded body from an
+// earlier stage.
+func input(m *pipeline.Message) expr.Input {
+	return expr.Input{Raw: m.Body, Meta: m.Meta, Decoded: m.Decoded()}
+}
+
+// keepDecoded caches a body the evaluation decoded for later stages.
+func keepDecoded(m *pipeline.Message, in *expr.Input) {
+	if in.Decoded != nil && m.Decoded() == nil {
+		m.SetDecoded(in.Decoded)
+	}
+}
+
+// evalError gives an evaluation error its dead-letter reason.
+func evalError(err error) error {
+	var syntax *expr.SyntaxError
+	if errors.As(err, &syntax) {
+		return pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
+	}
+	return pipeline.WithReason(pipeline.ReasonExpression, err)
+}
+
+func errBatch(kind string) error {
+	return pipeline.WithReason(pipeline.ReasonInvalidPayload,
+		errors.New(kind+" does not take batches: place it before the batch stage"))
+}
