@@ -1,0 +1,59 @@
+// Command pipe runs and checks stream-processing pipelines declared in YAML.
+//
+//	pipe run FILE         run a pipeline until its source ends or SIGINT/SIGTERM
+//	pipe validate FILE... check pipeline files and report every problem
+//	pipe version          print the version
+//	pipe help             show usage
+//
+// Exit codes: 0 success, 1 run-time failure, 2 invalid configuration or usage.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitConfig  = 2
+)
+
+const usage = `pipe runs stream-processing pipelines declared in YAML.
+
+Usage:
+  pipe run [flags] FILE       run a pipeline (SIGINT/SIGTERM drains, a second one aborts)
+  pipe validate FILE...       check pipeline files; report every problem with file:line:col
+  pipe version                print the version
+  pipe help                   show this help
+
+Run 'pipe run -h' for the flags of run.
+Exit codes: 0 success, 1 run-time failure, 2 invalid configuration or usage.
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitConfig
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "pipe %s\n", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "pipe: unknown command %q\n\n%s", args[0], usage)
+	return exitConfig
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pipe-dsl/pipe/dsl"
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	drain := fs.Duration("drain-timeout", 0, "bound on the soft stop after SIGINT/SIGTERM (default: the file's drain_timeout, else 30s)")
+	logFormat := fs.String("log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	quiet := fs.Bool("quiet", false, "do not print the end-of-run summary")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pipe run [flags] FILE")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitConfig
+	}
+	file := fs.Arg(0)
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipe run: %v\n", err)
+		return exitConfig
+	}
+	p, err := dsl.Load(file, &dsl.CompileOptions{Logger: logger})
+	if err != nil {
+		reportConfigError(stderr, file, err)
+		return exitConfig
+	}
+	if *drain > 0 {
+		p.DrainTimeout = *drain
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	sigDone := make(chan struct{})
+	defer close(sigDone)
+	go func() {
+		select {
+		case s := <-sigs:
+			logger.Info("draining; send the signal again to abort", "signal", s.String())
+			stop()
+		case <-sigDone:
+			return
+		}
+		select {
+		case <-sigs:
+			logger.Warn("aborting: in-flight messages are nacked")
+			p.Kill()
+		case <-sigDone:
+		}
+	}()
+
+	start := time.Now()
+	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
+	runErr := p.Run(ctx)
+	if !*quiet {
+		printSummary(stderr, p.Stats(), time.Since(start))
+	}
+	if runErr != nil {
+		var ab *pipeline.AbandonedError
+		if errors.As(runErr, &ab) {
+			logger.Error("drain incomplete", "in_flight", ab.InFlight)
+		}
+		logger.Error("pipeline failed", "err", runErr)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
