@@ -1,0 +1,40 @@
+# Targets CI and the README use. `make test` is the README's test command.
+GO      ?= go
+PKGS    ?= ./...
+FUZZTIME ?= 20s
+
+.PHONY: all build test race vet validate bench fuzz fuzz-long quickstart clean
+
+all: build
+
+build:
+	$(GO) build -o bin/pipe ./cmd/pipe
+
+# The README's test command: every test, with the race detector.
+test:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Validate every example pipeline with the CLI.
+validate: build
+	./bin/pipe validate pipelines/*.yaml
+
+quickstart:
+	$(GO) run ./cmd/pipe run pipelines/quickstart.yaml
+
+# Throughput of the compiled quickstart shape against a hand-written loop.
+# Compare runs with benchstat (go run golang.org/x/perf/cmd/benchstat@latest).
+bench:
+	$(GO) test -run '^$$' -bench 'Quickstart' -benchmem -count 6 ./bench/ | tee bench.out
+
+# Each fuzz target briefly (CI); set FUZZTIME=10m for a longer run.
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./dsl/ | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./dsl/ || exit 1; done
+	@for t in $$($(GO) test -list '^Fuzz' ./expr/ | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./expr/ || exit 1; done
+
+clean:
+	rm -rf bin bench.out
