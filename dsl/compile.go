@@ -15,6 +15,8 @@ type CompileOptions struct {
 	Clock pipeline.Clock
 	// Logger receives run-time logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	flowEnds map[Role]any // the source and sink of a flow
 }
 
 // Compiled is a compiled pipeline file, ready to Run.
@@ -48,6 +50,9 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 	p.Logger, p.Clock, p.DrainTimeout = logger, clock, c.DrainTimeout
 
 	build := func(n *Node) any {
+		if n.Kind == flowKind {
+			return opts.flowEnds[n.Role]
+		}
 		k, ok := reg.Lookup(n.Role, n.Kind)
 		if !ok {
 			errs.Add(n.KindPos, "unknown %s kind %q", n.Role, n.Kind)

@@ -77,6 +77,10 @@ type Options struct {
 	Lookup func(string) (string, bool)
 	// Registry holds the kinds a file may use; nil means component.Default.
 	Registry *component.Registry
+
+	// flow compiles a stages-only file between the ends of a go-streams
+	// Flow (see NewFlow).
+	flow bool
 }
 
 func (o *Options) registry() *component.Registry {

@@ -183,6 +183,17 @@ func (p *parser) parse() {
 
 	graph := top["sources"] != nil || top["sinks"] != nil || top["stages"] != nil && top["stages"].Kind == yaml.MappingNode
 	switch {
+	case p.opts.flow:
+		p.c.Form = "flow"
+		for _, k := range []string{"source", "sources", "sink", "sinks"} {
+			if top[k] != nil {
+				p.errorf(topKey[k], "a flow has no %s: go-streams feeds and drains it; list only stages", k)
+			}
+		}
+		if st := top["stages"]; st != nil && st.Kind == yaml.MappingNode {
+			p.errorf(st, "a flow's stages must be a list")
+		}
+		p.parseLinear(root, top)
 	case graph:
 		p.c.Form = "graph"
 		for _, k := range []string{"source", "sink"} {
@@ -225,15 +236,18 @@ func (p *parser) intIn(v *yaml.Node, what string, lo, hi int64) int {
 }
 
 func (p *parser) parseLinear(root *yaml.Node, top map[string]*yaml.Node) {
-	src := top["source"]
-	if src == nil {
-		p.errorf(root, "missing source (or sources, for the graph form)")
-	}
-	sink := top["sink"]
-	if sink == nil {
-		p.errorf(root, "missing sink (or sinks, for the graph form)")
-	}
+	src, sink := top["source"], top["sink"]
 	var chain []*Node
+	if p.opts.flow {
+		chain = append(chain, &Node{Name: "source", Role: pipeline.RoleSource, Kind: flowKind, Pos: p.pos(root)})
+	} else {
+		if src == nil {
+			p.errorf(root, "missing source (or sources, for the graph form)")
+		}
+		if sink == nil {
+			p.errorf(root, "missing sink (or sinks, for the graph form)")
+		}
+	}
 	if src != nil {
 		if n := p.component(src, pipeline.RoleSource, false); n != nil {
 			n.Name = "source"
@@ -258,6 +272,9 @@ func (p *parser) parseLinear(root *yaml.Node, top map[string]*yaml.Node) {
 			}
 			chain = append(chain, n)
 		}
+	}
+	if p.opts.flow {
+		chain = append(chain, &Node{Name: "sink", Role: pipeline.RoleSink, Kind: flowKind, Pos: p.pos(root)})
 	}
 	used := map[string]*Node{}
 	for i, n := range chain {
