@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test race vet validate bench fuzz fuzz-long quickstart clean
+.PHONY: all build test vet validate docs bench fuzz quickstart clean
 
 all: build
 
@@ -20,6 +20,12 @@ vet:
 # Validate every example pipeline with the CLI.
 validate: build
 	./bin/pipe validate pipelines/*.yaml
+
+# The kinds reference and JSON Schema, generated from the registry; a test
+# fails when the checked-in copies are stale.
+docs:
+	$(GO) run ./cmd/pipe kinds --markdown > docs/kinds.md
+	$(GO) run ./cmd/pipe schema > docs/pipe.schema.json
 
 quickstart:
 	$(GO) run ./cmd/pipe run pipelines/quickstart.yaml

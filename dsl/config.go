@@ -96,3 +96,5 @@ func (o *Options) lookup() func(string) (string, bool) {
 	}
 	return o.Lookup
 }
+
+func (o *Options) isFlow() bool { return o != nil && o.flow }

@@ -183,7 +183,7 @@ func (p *parser) parse() {
 
 	graph := top["sources"] != nil || top["sinks"] != nil || top["stages"] != nil && top["stages"].Kind == yaml.MappingNode
 	switch {
-	case p.opts.flow:
+	case p.opts.isFlow():
 		p.c.Form = "flow"
 		for _, k := range []string{"source", "sources", "sink", "sinks"} {
 			if top[k] != nil {
@@ -238,7 +238,7 @@ func (p *parser) intIn(v *yaml.Node, what string, lo, hi int64) int {
 func (p *parser) parseLinear(root *yaml.Node, top map[string]*yaml.Node) {
 	src, sink := top["source"], top["sink"]
 	var chain []*Node
-	if p.opts.flow {
+	if p.opts.isFlow() {
 		chain = append(chain, &Node{Name: "source", Role: pipeline.RoleSource, Kind: flowKind, Pos: p.pos(root)})
 	} else {
 		if src == nil {
@@ -273,7 +273,7 @@ func (p *parser) parseLinear(root *yaml.Node, top map[string]*yaml.Node) {
 			chain = append(chain, n)
 		}
 	}
-	if p.opts.flow {
+	if p.opts.isFlow() {
 		chain = append(chain, &Node{Name: "sink", Role: pipeline.RoleSink, Kind: flowKind, Pos: p.pos(root)})
 	}
 	used := map[string]*Node{}

@@ -2,6 +2,9 @@
 //
 //	pipe run FILE         run a pipeline until its source ends or SIGINT/SIGTERM
 //	pipe validate FILE... check pipeline files and report every problem
+//	pipe graph FILE       draw a pipeline as Mermaid or Graphviz dot
+//	pipe kinds [NAME...]  list or describe the source, stage and sink kinds
+//	pipe schema           print the JSON Schema of pipeline files
 //	pipe version          print the version
 //	pipe help             show usage
 //
@@ -28,6 +31,10 @@ const usage = `pipe runs stream-processing pipelines declared in YAML.
 Usage:
   pipe run [flags] FILE       run a pipeline (SIGINT/SIGTERM drains, a second one aborts)
   pipe validate FILE...       check pipeline files; report every problem with file:line:col
+  pipe graph [--format mermaid|dot] FILE
+                              draw a pipeline (Mermaid by default)
+  pipe kinds [NAME...]        list source, stage and sink kinds, or describe some
+  pipe schema                 print the JSON Schema of pipeline files (for editors)
   pipe version                print the version
   pipe help                   show this help
 
@@ -47,6 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "graph":
+		return cmdGraph(args[1:], stdout, stderr)
+	case "kinds":
+		return cmdKinds(args[1:], stdout, stderr)
+	case "schema":
+		return cmdSchema(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "pipe %s\n", version)
 		return exitOK

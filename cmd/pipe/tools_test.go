@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pipe-dsl/pipe/component"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// The checked-in reference and schema are what the registry generates;
+// `make docs` rewrites them.
+func TestDocsAreUpToDate(t *testing.T) {
+	for file, args := range map[string][]string{
+		"../../docs/kinds.md":         {"kinds", "--markdown"},
+		"../../docs/pipe.schema.json": {"schema"},
+	} {
+		code, out, stderr := runCLI(args...)
+		if code != exitOK {
+			t.Fatalf("pipe %v: exit %d: %s", args, code, stderr)
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != string(want) {
+			t.Errorf("%s is stale: run `make docs`", file)
+		}
+	}
+}
+
+func TestKindsDescribesEveryRegisteredField(t *testing.T) {
+	_, md, _ := runCLI("kinds", "--markdown")
+	for _, r := range roles {
+		for _, k := range component.Default.Kinds(r) {
+			if !strings.Contains(md, "### `"+k.Name+"`") {
+				t.Errorf("kinds reference misses %s %q", r, k.Name)
+			}
+			for _, f := range k.Fields {
+				if strings.TrimSpace(f.Description) == "" {
+					t.Errorf("%s.%s has no description", k.Name, f.Name)
+				}
+				if !strings.Contains(md, "`"+f.Name+"`") {
+					t.Errorf("kinds reference misses field %s.%s", k.Name, f.Name)
+				}
+			}
+		}
+	}
+	if code, out, _ := runCLI("kinds", "filter"); code != exitOK || !strings.Contains(out, "condition (expr), required") {
+		t.Errorf("pipe kinds filter = %d\n%s", code, out)
+	}
+	if code, _, stderr := runCLI("kinds", "nope"); code != exitConfig || !strings.Contains(stderr, `no kind "nope"`) {
+		t.Errorf("pipe kinds nope = %d, %q", code, stderr)
+	}
+}
+
+func TestGraphCommand(t *testing.T) {
+	code, out, _ := runCLI("graph", "--format", "dot", "../../pipelines/quickstart.yaml")
+	if code != exitOK || !strings.HasPrefix(out, `digraph "quickstart"`) {
+		t.Errorf("pipe graph --format dot = %d\n%s", code, out)
+	}
+	if code, _, _ := runCLI("graph", "--format", "png", "../../pipelines/quickstart.yaml"); code != exitConfig {
+		t.Errorf("unknown format: exit %d, want %d", code, exitConfig)
+	}
+	if code, _, _ := runCLI("graph"); code != exitConfig {
+		t.Errorf("no file: exit %d, want %d", code, exitConfig)
+	}
+}

@@ -1,0 +1,177 @@
+package dsl
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+// Graph formats for [Graph].
+const (
+	GraphMermaid = "mermaid"
+	GraphDot     = "dot"
+)
+
+// Graph draws the pipeline of c as a Mermaid flowchart or a Graphviz dot
+// digraph. Each node shows its name, kind and the scalar settings it sets
+// (workers, buffer, rate, size, ...), never the value of a secret field or
+// of anything that came from an environment variable. Failure paths to the
+// dead-letter sink are dashed.
+func Graph(c *Config, reg *component.Registry, format string) (string, error) {
+	if reg == nil {
+		reg = component.Default
+	}
+	nodes := c.Nodes
+	if c.DeadLetter != nil {
+		nodes = append(nodes[:len(nodes):len(nodes)], c.DeadLetter)
+	}
+	ids := map[string]string{}
+	for i, n := range nodes {
+		ids[n.Name] = fmt.Sprintf("n%d", i)
+	}
+	var b strings.Builder
+	switch format {
+	case GraphMermaid:
+		b.WriteString("flowchart LR\n")
+		for _, n := range nodes {
+			open, close := "[", "]"
+			switch {
+			case n == c.DeadLetter:
+				open, close = "[/", "/]"
+			case n.Role == pipeline.RoleSource:
+				open, close = "([", "])"
+			case n.Role == pipeline.RoleSink:
+				open, close = "[(", ")]"
+			}
+			fmt.Fprintf(&b, "  %s%s\"%s\"%s\n", ids[n.Name], open, mermaidLabel(label(c, reg, n)), close)
+		}
+		for _, n := range c.Nodes {
+			for _, in := range n.Inputs {
+				arrow := "-->"
+				if in.Port != "" {
+					arrow = "-- " + in.Port + " -->"
+				}
+				fmt.Fprintf(&b, "  %s %s %s\n", ids[in.Node], arrow, ids[n.Name])
+			}
+		}
+		if c.DeadLetter != nil {
+			for _, n := range c.Nodes {
+				if n.Role != pipeline.RoleSource {
+					fmt.Fprintf(&b, "  %s -. failed .-> %s\n", ids[n.Name], ids[c.DeadLetter.Name])
+				}
+			}
+		}
+	case GraphDot:
+		fmt.Fprintf(&b, "digraph %q {\n  rankdir=LR;\n  node [fontname=\"Helvetica\" fontsize=11];\n", c.Name)
+		for _, n := range nodes {
+			shape := "box"
+			switch {
+			case n == c.DeadLetter:
+				shape = "box style=dashed"
+			case n.Role == pipeline.RoleSource:
+				shape = "box style=rounded"
+			case n.Role == pipeline.RoleSink:
+				shape = "cylinder"
+			}
+			fmt.Fprintf(&b, "  %s [shape=%s label=%q];\n", ids[n.Name], shape, strings.Join(label(c, reg, n), "\n"))
+		}
+		for _, n := range c.Nodes {
+			for _, in := range n.Inputs {
+				attr := ""
+				if in.Port != "" {
+					attr = fmt.Sprintf(" [label=%q]", in.Port)
+				}
+				fmt.Fprintf(&b, "  %s -> %s%s;\n", ids[in.Node], ids[n.Name], attr)
+			}
+		}
+		if c.DeadLetter != nil {
+			for _, n := range c.Nodes {
+				if n.Role != pipeline.RoleSource {
+					fmt.Fprintf(&b, "  %s -> %s [style=dashed color=red label=\"failed\"];\n", ids[n.Name], ids[c.DeadLetter.Name])
+				}
+			}
+		}
+		b.WriteString("}\n")
+	default:
+		return "", fmt.Errorf("unknown graph format %q (want %s or %s)", format, GraphMermaid, GraphDot)
+	}
+	return b.String(), nil
+}
+
+// label is a node's name, kind and settings, one per line.
+func label(c *Config, reg *component.Registry, n *Node) []string {
+	lines := []string{n.Name}
+	if n.Kind != n.Name {
+		lines[0] += " (" + n.Kind + ")"
+	}
+	if n.Kind == flowKind {
+		return lines
+	}
+	secret := map[string]bool{}
+	if k, ok := reg.Lookup(n.Role, n.Kind); ok {
+		for _, f := range k.Fields {
+			secret[f.Name] = f.Secret
+		}
+		if k.Shorthand != "" && n.Body != nil && n.Body.Kind == yaml.ScalarNode {
+			lines = append(lines, short(c, n.Body, secret[k.Shorthand]))
+		}
+	}
+	settings := func(m *yaml.Node, prefix string, hide map[string]bool) {
+		if m == nil || m.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			if v.Kind == yaml.ScalarNode {
+				lines = append(lines, prefix+k.Value+": "+short(c, v, hide[k.Value]))
+			}
+		}
+	}
+	settings(n.Body, "", secret)
+	if n.Workers > 1 {
+		lines = append(lines, fmt.Sprintf("workers: %d", n.Workers))
+	}
+	if n.Buffer > 0 {
+		lines = append(lines, fmt.Sprintf("buffer: %d", n.Buffer))
+	}
+	keys := make([]string, 0, len(n.Common))
+	for k := range n.Common {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if v := n.Common[k]; v.Kind == yaml.ScalarNode {
+			lines = append(lines, k+": "+short(c, v, false))
+		} else {
+			settings(v, k+".", nil)
+		}
+	}
+	return lines
+}
+
+// short shows a scalar setting, hiding secrets and values from the
+// environment, and shortening long expressions.
+func short(c *Config, v *yaml.Node, secret bool) string {
+	if secret || c.fromEnv[v] {
+		return "(hidden)"
+	}
+	s := strings.Join(strings.Fields(v.Value), " ")
+	if r := []rune(s); len(r) > 40 {
+		s = string(r[:39]) + "…"
+	}
+	return s
+}
+
+var mermaidEscape = strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;")
+
+func mermaidLabel(lines []string) string {
+	for i, l := range lines {
+		lines[i] = mermaidEscape.Replace(l)
+	}
+	return strings.Join(lines, "<br/>")
+}
