@@ -17,9 +17,10 @@ test:
 vet:
 	$(GO) vet $(PKGS)
 
-# Validate every example pipeline with the CLI.
+# Validate every example pipeline and run its tests (*_test.yaml) with the CLI.
 validate: build
-	./bin/pipe validate pipelines/*.yaml
+	./bin/pipe validate $$(ls pipelines/*.yaml | grep -v '_test\.yaml$$')
+	./bin/pipe test pipelines/*_test.yaml
 
 # The kinds reference and JSON Schema, generated from the registry; a test
 # fails when the checked-in copies are stale.

@@ -16,6 +16,12 @@ type CompileOptions struct {
 	// Logger receives run-time logs; nil means slog.Default().
 	Logger *slog.Logger
 
+	// Replace, when set, may supply the component for a node in place of
+	// the one its kind builds (the node's config is still decoded and
+	// checked); its policies still wrap the replacement. pipe test uses it
+	// to swap sources and sinks for recorders.
+	Replace func(n *Node) (any, bool)
+
 	flowEnds map[Role]any // the source and sink of a flow
 }
 
@@ -68,6 +74,11 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		if err != nil {
 			errs.Add(n.KindPos, "%s: %v", n.Kind, err)
 			return nil
+		}
+		if opts.Replace != nil {
+			if r, ok := opts.Replace(n); ok {
+				return r
+			}
 		}
 		return v
 	}

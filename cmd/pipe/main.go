@@ -2,6 +2,7 @@
 //
 //	pipe run FILE         run a pipeline until its source ends or SIGINT/SIGTERM
 //	pipe validate FILE... check pipeline files and report every problem
+//	pipe test FILE...     run pipeline tests written in YAML
 //	pipe graph FILE       draw a pipeline as Mermaid or Graphviz dot
 //	pipe kinds [NAME...]  list or describe the source, stage and sink kinds
 //	pipe schema           print the JSON Schema of pipeline files
@@ -31,6 +32,7 @@ const usage = `pipe runs stream-processing pipelines declared in YAML.
 Usage:
   pipe run [flags] FILE       run a pipeline (SIGINT/SIGTERM drains, a second one aborts)
   pipe validate FILE...       check pipeline files; report every problem with file:line:col
+  pipe test [-v] FILE...      run pipeline tests (*_test.yaml) on a virtual clock
   pipe graph [--format mermaid|dot] FILE
                               draw a pipeline (Mermaid by default)
   pipe kinds [NAME...]        list source, stage and sink kinds, or describe some
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "test":
+		return cmdTest(args[1:], stdout, stderr)
 	case "graph":
 		return cmdGraph(args[1:], stdout, stderr)
 	case "kinds":

@@ -62,6 +62,23 @@ func (c *FakeClock) Advance(d time.Duration) {
 	c.notify()
 }
 
+// Next returns how far ahead the earliest armed timer fires, and false if
+// none is armed.
+func (c *FakeClock) Next() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.timers) == 0 {
+		return 0, false
+	}
+	first := c.timers[0].when
+	for _, t := range c.timers[1:] {
+		if t.when.Before(first) {
+			first = t.when
+		}
+	}
+	return first.Sub(c.now), true
+}
+
 // Timers returns how many timers are armed.
 func (c *FakeClock) Timers() int {
 	c.mu.Lock()

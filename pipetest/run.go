@@ -1,0 +1,454 @@
+package pipetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pipe-dsl/pipe/dsl"
+	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
+)
+
+// Result is the outcome of one test case.
+type Result struct {
+	Name     string
+	Failures []string // empty when the test passed
+	Elapsed  time.Duration
+}
+
+// Options tune a run.
+type Options struct {
+	// Quiet is how long (real time) the pipeline must make no progress
+	// before the virtual clock moves to its next timer. Default 20ms.
+	Quiet time.Duration
+	// Timeout bounds each test in real time. Default 30s.
+	Timeout time.Duration
+	// Filter, when set, runs only tests whose name contains it.
+	Filter string
+}
+
+// RunFile runs every test of a test file. The error reports a test file or
+// pipeline file that cannot be loaded (a configuration error).
+func RunFile(ctx context.Context, path string, opts Options) ([]Result, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Parse(path, src)
+	if err != nil {
+		return nil, err
+	}
+	pipePath := f.Pipeline
+	if !filepath.IsAbs(pipePath) {
+		pipePath = filepath.Join(filepath.Dir(path), pipePath)
+	}
+	lookup := func(k string) (string, bool) {
+		if v, ok := f.Env[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}
+	// Parse once up front so a broken pipeline is a config error.
+	if _, err := dsl.ParseFile(pipePath, &dsl.Options{Lookup: lookup}); err != nil {
+		return nil, err
+	}
+	var results []Result
+	for _, c := range f.Tests {
+		if opts.Filter != "" && !strings.Contains(c.Name, opts.Filter) {
+			continue
+		}
+		start := time.Now()
+		fails, err := runCase(ctx, pipePath, lookup, c, opts)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, Result{Name: c.Name, Failures: fails, Elapsed: time.Since(start)})
+	}
+	return results, nil
+}
+
+// harness holds the recorders of one run.
+type harness struct {
+	clock   *pipelinetest.FakeClock
+	sources map[string]*feed
+	sinks   map[string]*recorder
+	dlq     *recorder
+
+	mu            sync.Mutex
+	acked, nacked int
+}
+
+func runCase(ctx context.Context, pipePath string, lookup func(string) (string, bool), c *Case, opts Options) ([]string, error) {
+	if opts.Quiet <= 0 {
+		opts.Quiet = 20 * time.Millisecond
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	cfg, err := dsl.ParseFile(pipePath, &dsl.Options{Lookup: lookup})
+	if err != nil {
+		return nil, err
+	}
+	h := &harness{
+		clock:   pipelinetest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		sources: map[string]*feed{},
+		sinks:   map[string]*recorder{},
+	}
+	var sourceNames []string
+	for _, n := range cfg.Nodes {
+		if n.Role == pipeline.RoleSource {
+			sourceNames = append(sourceNames, n.Name)
+		}
+	}
+	resolve := func(name string) (string, error) {
+		if name != "" {
+			if !slices.Contains(sourceNames, name) {
+				return "", fmt.Errorf("test %s: no source %q in %s (sources: %v)", c.Name, name, pipePath, sourceNames)
+			}
+			return name, nil
+		}
+		if len(sourceNames) != 1 {
+			return "", fmt.Errorf("test %s: the pipeline has sources %v: name one under inputs", c.Name, sourceNames)
+		}
+		return sourceNames[0], nil
+	}
+	// Every send, in order: the initial inputs, then the steps.
+	steps := c.Steps
+	if len(c.Inputs) > 0 {
+		steps = append([]Step{{Send: c.Inputs}}, steps...)
+	}
+	total := map[string]int{}
+	for _, s := range steps {
+		for name, bodies := range s.Send {
+			n, err := resolve(name)
+			if err != nil {
+				return nil, err
+			}
+			total[n] += len(bodies)
+		}
+	}
+	for _, n := range sourceNames {
+		h.sources[n] = &feed{h: h, ch: make(chan []byte, total[n])}
+	}
+	for sink := range c.Faults {
+		if !slices.ContainsFunc(cfg.Nodes, func(n *dsl.Node) bool { return n.Name == sink && n.Role == pipeline.RoleSink }) &&
+			(cfg.DeadLetter == nil || sink != cfg.DeadLetter.Name) {
+			return nil, fmt.Errorf("test %s: faults: no sink %q in %s", c.Name, sink, pipePath)
+		}
+	}
+	compiled, err := dsl.Compile(cfg, &dsl.CompileOptions{
+		Options: dsl.Options{Lookup: lookup},
+		Clock:   h.clock,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Replace: func(n *dsl.Node) (any, bool) {
+			switch {
+			case n.Role == pipeline.RoleSource:
+				return h.sources[n.Name], true
+			case n.Role == pipeline.RoleSink:
+				r := &recorder{clock: h.clock, fault: c.Faults[n.Name]}
+				if n == cfg.DeadLetter {
+					h.dlq = r
+				} else {
+					h.sinks[n.Name] = r
+				}
+				return r, true
+			}
+			return nil, false
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- compiled.Run(runCtx) }()
+
+	var fails []string
+	failf := func(format string, args ...any) { fails = append(fails, fmt.Sprintf(format, args...)) }
+	for _, s := range steps {
+		if s.Advance > 0 {
+			h.settle(compiled.Pipeline, opts.Quiet, done)
+			h.clock.Advance(s.Advance)
+			continue
+		}
+		for name, bodies := range s.Send {
+			n, _ := resolve(name)
+			for _, b := range bodies {
+				h.sources[n].ch <- b // buffered for every send
+			}
+		}
+		h.settle(compiled.Pipeline, opts.Quiet, done)
+	}
+	for _, f := range h.sources {
+		close(f.ch)
+	}
+	// Drain: whenever the pipeline is idle, jump to its next timer.
+	var runErr error
+	for finished := false; !finished; {
+		select {
+		case runErr = <-done:
+			finished = true
+			continue
+		default:
+		}
+		if !h.settle(compiled.Pipeline, opts.Quiet, done) {
+			continue
+		}
+		if d, ok := h.clock.Next(); ok {
+			h.clock.Advance(d)
+		} else if runCtx.Err() != nil {
+			runErr = <-done
+			finished = true
+		}
+	}
+	switch {
+	case runCtx.Err() != nil && ctx.Err() == nil:
+		failf("pipeline did not finish within %s (real time): stuck with no timer armed", opts.Timeout)
+	case runErr != nil:
+		failf("run: %v", runErr)
+	}
+	h.check(c, compiled.Pipeline, failf)
+	return fails, nil
+}
+
+// settle waits until the pipeline has made no progress for quiet, or has
+// finished; it reports whether the pipeline is idle but still running.
+func (h *harness) settle(p *pipeline.Pipeline, quiet time.Duration, done chan error) bool {
+	last := h.progress(p)
+	tick := time.NewTicker(quiet / 4)
+	defer tick.Stop()
+	still := 0
+	for still < 4 {
+		select {
+		case err := <-done:
+			done <- err // leave it for the caller
+			return false
+		case <-tick.C:
+		}
+		if now := h.progress(p); now != last {
+			last, still = now, 0
+			continue
+		}
+		still++
+	}
+	return true
+}
+
+// progress is a fingerprint of everything that moves during a run.
+func (h *harness) progress(p *pipeline.Pipeline) string {
+	h.mu.Lock()
+	fp := fmt.Sprint(h.acked, h.nacked, h.clock.Timers())
+	h.mu.Unlock()
+	for _, s := range p.Stats() {
+		fp += fmt.Sprint(s.In, s.Out, s.Failed, s.Dropped, s.DeadLettered, s.Nacked, s.Queued)
+	}
+	for _, f := range h.sources {
+		fp += fmt.Sprint(len(f.ch))
+	}
+	return fp
+}
+
+func (h *harness) check(c *Case, p *pipeline.Pipeline, failf func(string, ...any)) {
+	e := c.Expect
+	for _, sink := range sortedKeys(e.Sinks) {
+		r := h.sinks[sink]
+		if r == nil {
+			failf("expect.sinks: no sink %q", sink)
+			continue
+		}
+		got := r.bodies()
+		want := e.Sinks[sink]
+		if len(got) != len(want) {
+			failf("sink %q got %d messages, want %d:\n%s", sink, len(got), len(want), diffList(got, want))
+			continue
+		}
+		for i := range want {
+			if !bodyMatches(got[i], want[i]) {
+				failf("sink %q message %d:\n    got:  %s\n    want: %s", sink, i+1, got[i], show(want[i]))
+			}
+		}
+	}
+	for _, sink := range sortedKeys(e.Counts) {
+		r := h.sinks[sink]
+		if r == nil {
+			failf("expect.counts: no sink %q", sink)
+			continue
+		}
+		if n := len(r.bodies()); n != e.Counts[sink] {
+			failf("sink %q wrote %d messages, want %d", sink, n, e.Counts[sink])
+		}
+	}
+	if e.DeadLetters != nil {
+		var got [][]byte
+		if h.dlq != nil {
+			got = h.dlq.bodies()
+		}
+		if len(got) != len(e.DeadLetters) {
+			failf("got %d dead letters, want %d:\n%s", len(got), len(e.DeadLetters), indent(got))
+		} else {
+			for i, want := range e.DeadLetters {
+				var env map[string]any
+				if err := json.Unmarshal(got[i], &env); err != nil {
+					failf("dead letter %d is not JSON: %s", i+1, got[i])
+					continue
+				}
+				for k, wv := range want {
+					nv, _ := normalize(wv)
+					if !reflect.DeepEqual(env[k], nv) {
+						failf("dead letter %d: %s = %s, want %s\n    envelope: %s", i+1, k, show(env[k]), show(nv), got[i])
+					}
+				}
+			}
+		}
+	}
+	stats := map[string]pipeline.NodeStats{}
+	for _, s := range p.Stats() {
+		stats[s.Name] = s
+	}
+	for _, node := range sortedKeys(e.Dropped) {
+		s, ok := stats[node]
+		if !ok {
+			failf("expect.dropped: no node %q", node)
+			continue
+		}
+		if s.Dropped != e.Dropped[node] {
+			failf("node %q dropped %d, want %d", node, s.Dropped, e.Dropped[node])
+		}
+	}
+	h.mu.Lock()
+	acked, nacked := h.acked, h.nacked
+	h.mu.Unlock()
+	if e.Acked != nil && acked != *e.Acked {
+		failf("acked %d source messages, want %d", acked, *e.Acked)
+	}
+	if e.Nacked != nil && nacked != *e.Nacked {
+		failf("nacked %d source messages, want %d", nacked, *e.Nacked)
+	}
+}
+
+// bodyMatches compares a written body with an expected value: JSON bodies
+// by value, others by text.
+func bodyMatches(got []byte, want any) bool {
+	var v any
+	if json.Unmarshal(got, &v) == nil {
+		if reflect.DeepEqual(v, want) {
+			return true
+		}
+	}
+	s, ok := want.(string)
+	return ok && s == string(got)
+}
+
+func show(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func diffList(got [][]byte, want []any) string {
+	s := "    got:\n" + indent(got) + "    want:\n"
+	for _, w := range want {
+		s += "        " + show(w) + "\n"
+	}
+	return s
+}
+
+func indent(bodies [][]byte) string {
+	s := ""
+	for _, b := range bodies {
+		s += "        " + string(b) + "\n"
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// feed is a source that sends what the test hands it until closed.
+type feed struct {
+	h  *harness
+	ch chan []byte
+}
+
+func (f *feed) Read(ctx context.Context, out pipeline.Outlet) error {
+	for b := range f.ch {
+		m := pipeline.NewMessage(b, func(err error) {
+			f.h.mu.Lock()
+			defer f.h.mu.Unlock()
+			if err != nil {
+				f.h.nacked++
+			} else {
+				f.h.acked++
+			}
+		})
+		if out.Send(ctx, m) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// recorder is a sink that records what it accepts, after the injected
+// fault.
+type recorder struct {
+	clock pipeline.Clock
+	fault Fault
+
+	mu     sync.Mutex
+	calls  int
+	writes [][]byte
+}
+
+func (r *recorder) Write(ctx context.Context, m *pipeline.Message) error {
+	if r.fault.Latency > 0 {
+		t := r.clock.NewTimer(r.fault.Latency)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.calls <= r.fault.Fail {
+		return errors.New(r.fault.Error)
+	}
+	if b := m.Batch(); b != nil {
+		for _, x := range b {
+			r.writes = append(r.writes, slices.Clone(x.Body))
+		}
+		return nil
+	}
+	r.writes = append(r.writes, slices.Clone(m.Body))
+	return nil
+}
+
+func (r *recorder) bodies() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.writes)
+}
