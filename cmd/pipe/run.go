@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	quiet := fs.Bool("quiet", false, "do not print the end-of-run summary")
+	watch := fs.Bool("watch", false, "reload when FILE changes: compile the new version, drain the old pipeline, start the new one")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pipe run [flags] FILE")
 		fs.PrintDefaults()
@@ -40,13 +42,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 		return exitConfig
 	}
-	p, err := dsl.Load(file, &dsl.CompileOptions{Logger: logger})
+	load := func() (*dsl.Compiled, error) {
+		p, err := dsl.Load(file, &dsl.CompileOptions{Logger: logger})
+		if err == nil && *drain > 0 {
+			p.DrainTimeout = *drain
+		}
+		return p, err
+	}
+	p, err := load()
 	if err != nil {
 		reportConfigError(stderr, file, err)
 		return exitConfig
 	}
-	if *drain > 0 {
-		p.DrainTimeout = *drain
+	w := &watcher{file: file, load: load, logger: logger, stderr: stderr, cur: p}
+	if !*quiet {
+		w.summary = func(p *dsl.Compiled, d time.Duration) { printSummary(stderr, p.Stats(), d) }
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -67,14 +77,26 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		select {
 		case <-sigs:
 			logger.Warn("aborting: in-flight messages are nacked")
-			p.Kill()
+			w.current().Kill()
 		case <-sigDone:
 		}
 	}()
 
 	start := time.Now()
 	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
-	runErr := p.Run(ctx)
+	var runErr error
+	if *watch {
+		pollCtx, stopPoll := context.WithCancel(context.Background())
+		changed := make(chan struct{}, 1)
+		var polling sync.WaitGroup
+		polling.Go(func() { pollChanges(pollCtx, file, 250*time.Millisecond, changed) })
+		runErr = w.run(ctx, p, changed)
+		stopPoll()
+		polling.Wait()
+		p = w.current()
+	} else {
+		runErr = p.Run(ctx)
+	}
 	if !*quiet {
 		printSummary(stderr, p.Stats(), time.Since(start))
 	}
