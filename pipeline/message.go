@@ -4,6 +4,7 @@
 package pipeline
 
 import (
+	"context"
 	"maps"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ type Message struct {
 	// Created is when the source produced the message.
 	Created time.Time
 
+	ctx      context.Context
 	decoded  any
 	batch    []*Message
 	tx       *tx
@@ -83,6 +85,7 @@ func (m *Message) Copy() *Message {
 		Body:     m.Body,
 		Meta:     maps.Clone(m.Meta),
 		Created:  m.Created,
+		ctx:      m.ctx,
 		decoded:  m.decoded,
 		batch:    m.batch,
 		tx:       m.tx,
@@ -90,6 +93,20 @@ func (m *Message) Copy() *Message {
 	}
 	return c
 }
+
+// Context returns the message's context, which carries its trace span from
+// stage to stage; it is never nil. It is not a cancellation signal: stages
+// get that from the ctx argument of Process, Run and Write.
+func (m *Message) Context() context.Context {
+	if m.ctx == nil {
+		return context.Background()
+	}
+	return m.ctx
+}
+
+// SetContext replaces the message's context, e.g. with one holding the
+// span of the current stage.
+func (m *Message) SetContext(ctx context.Context) { m.ctx = ctx }
 
 // Ack reports that m was delivered. Only the first Ack or Nack counts.
 func (m *Message) Ack() { m.resolve(nil) }
