@@ -36,3 +36,7 @@ func (e *StatusError) Retryable() bool {
 
 // RetryDelay is RetryAfter, for policies that look for the method.
 func (e *StatusError) RetryDelay() time.Duration { return e.RetryAfter }
+
+// StatusCode is Code, for classifiers that match any error carrying a
+// status through interface{ StatusCode() int }.
+func (e *StatusError) StatusCode() int { return e.Code }
