@@ -193,6 +193,7 @@ func safeURL(u string) string {
 // snippet is the start of a response body for an error message.
 func snippet(s string) string {
 	const n = 256
+	s = strings.TrimSpace(s)
 	if len(s) > n {
 		s = strings.ToValidUTF8(s[:n], "") + "..."
 	}
