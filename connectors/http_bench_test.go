@@ -13,7 +13,7 @@ import (
 
 // BenchmarkHTTPSink measures messages per second through the sink to a
 // loopback server, one message per request and 100 per batch request, with
-// 8 concurrent writers sharing 4 connections.
+// 2*GOMAXPROCS concurrent writers sharing 4 connections.
 func BenchmarkHTTPSink(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
