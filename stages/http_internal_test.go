@@ -7,6 +7,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/internal/httpclient"
@@ -58,4 +62,33 @@ func mustCompileMerge(t *testing.T) *expr.Program {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func TestHTTPStageInjectsTraceContext(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	defer otel.SetTextMapPropagator(prev)
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("traceparent")
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	v, err := newHTTPStage(&httpStageConfig{URL: srv.URL, Method: "GET"}, component.Env{Clock: pipeline.SystemClock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.(*enricher).Close(context.Background())
+
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	m := pipeline.NewMessage([]byte(`{}`), nil)
+	m.SetContext(trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled})))
+	if _, err := v.(*enricher).Process(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if tp, want := <-got, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"; tp != want {
+		t.Errorf("traceparent = %q, want %q", tp, want)
+	}
 }
