@@ -91,7 +91,7 @@ func (e *enricher) Process(ctx context.Context, m *pipeline.Message) (*pipeline.
 		return nil, errBatch("http")
 	}
 	in := input(m)
-	req := httpclient.Request{Method: e.cfg.Method, URL: e.cfg.URL, Trace: m.Context(), ContentType: "application/json"}
+	req := httpclient.Request{Method: e.cfg.Method, URL: e.cfg.URL, Trace: m.Context(), ContentType: "application/json", NeedBody: true}
 	if len(e.query) > 0 {
 		u, err := e.url(&in)
 		if err != nil {

@@ -100,6 +100,9 @@ type Request struct {
 	// Trace is the context whose span is injected as traceparent and
 	// tracestate headers, usually the message's.
 	Trace context.Context
+	// NeedBody makes a 2xx response body longer than Config.MaxBody an
+	// error; otherwise the body is cut there.
+	NeedBody bool
 }
 
 // Do sends r and returns the response status and body.
@@ -140,8 +143,11 @@ func (c *Client) Do(ctx context.Context, r Request) (status int, body []byte, er
 		body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 		resp.Body.Close()
 		if err == nil && int64(len(body)) > c.maxBody {
-			return resp.StatusCode, nil, pipeline.WithReason(pipeline.ReasonInvalidPayload,
-				fmt.Errorf("%s %s: response body larger than %d bytes", r.Method, safeURL(r.URL), c.maxBody))
+			if r.NeedBody && resp.StatusCode/100 == 2 {
+				return resp.StatusCode, nil, pipeline.WithReason(pipeline.ReasonInvalidPayload,
+					fmt.Errorf("%s %s: response body larger than %d bytes", r.Method, safeURL(r.URL), c.maxBody))
+			}
+			body = body[:c.maxBody]
 		}
 	}
 	if err != nil {

@@ -70,3 +70,19 @@ func TestRequestErrorHidesQuery(t *testing.T) {
 		t.Errorf("Do = %v, want an error without the query", err)
 	}
 }
+
+func TestLargeSuccessBodyFailsOnlyWhenNeeded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("z", 100)))
+	}))
+	defer srv.Close()
+	c := New(Config{MaxBody: 10})
+	defer c.CloseIdle()
+	if _, _, err := c.Do(context.Background(), Request{Method: "POST", URL: srv.URL, Body: []byte(`{}`)}); err != nil {
+		t.Errorf("Do without NeedBody = %v, want nil", err)
+	}
+	_, _, err := c.Do(context.Background(), Request{Method: "GET", URL: srv.URL, NeedBody: true})
+	if err == nil || !strings.Contains(err.Error(), "larger than 10 bytes") {
+		t.Errorf("Do with NeedBody = %v, want a too-large error", err)
+	}
+}
