@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 )
@@ -111,9 +113,9 @@ func buildPipe(t *testing.T) string {
 	return bin
 }
 
-// startStuck runs a pipeline whose sink is a FIFO nobody reads, so its
-// first write blocks: the pipeline can never drain. It returns once the
-// pipeline has started.
+// startStuck runs a pipeline whose sink writes to a FIFO nobody reads: the
+// pipeline can never drain. It returns once the FIFO is full, so the sink
+// is blocked with a message in flight.
 func startStuck(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -121,6 +123,13 @@ func startStuck(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan str
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Opened for reading but never read: the writer's open succeeds and
+	// its writes block once the pipe buffer is full.
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
 	file := writeFile(t, "stuck.yaml", `
 name: stuck
 source: {generate: {count: 0, message: '{"id": seq}'}}
@@ -135,30 +144,61 @@ sink: {file: {path: `+fifo+`}}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan string, 100)
+	lines := make(chan string)
+	stopped := make(chan struct{})
+	t.Cleanup(func() { close(stopped) })
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			select {
 			case lines <- sc.Text():
-			default: // nobody is waiting for it
+			case <-stopped:
+				return
 			}
 		}
 	}()
 	waitLog(t, lines, "pipeline started")
+	// A write of up to PIPE_BUF bytes blocks while it does not fit whole.
+	full := fcntl(t, r, syscall.F_GETPIPE_SZ) - 4096
+	giveUp := time.Now().Add(time.Minute)
+	for fionread(t, r) < full {
+		if time.Now().After(giveUp) {
+			t.Fatalf("the sink never filled the FIFO: %d bytes", fionread(t, r))
+		}
+		runtime.Gosched()
+	}
 	return cmd, lines
+}
+
+func fcntl(t *testing.T, f *os.File, op int) int {
+	n, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), uintptr(op), 0)
+	if errno != 0 {
+		t.Fatalf("fcntl: %v", errno)
+	}
+	return int(n)
+}
+
+// fionread is how many bytes wait in the pipe behind f.
+func fionread(t *testing.T, f *os.File) int {
+	var n int32
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno != 0 {
+		t.Fatalf("ioctl FIONREAD: %v", errno)
+	}
+	return int(n)
 }
 
 // waitLog reads log lines until one contains s.
 func waitLog(t *testing.T, lines <-chan string, s string) {
 	t.Helper()
+	var seen []string
 	for l := range lines {
 		if strings.Contains(l, s) {
 			return
 		}
+		seen = append(seen, l)
 	}
-	t.Fatalf("pipe exited without logging %q", s)
+	t.Fatalf("pipe exited without logging %q; it logged:\n%s", s, strings.Join(seen, "\n"))
 }
 
 // wait waits for cmd and returns its exit code; a pipe that does not exit
