@@ -1,0 +1,227 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
+)
+
+func newBreaker(t *testing.T, cfg BreakerConfig, clock pipeline.Clock) *Breaker {
+	t.Helper()
+	b, err := NewBreaker(cfg, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var errDown = errors.New("down")
+
+// report admits one call without waiting and reports err.
+func report(t *testing.T, b *Breaker, err error) {
+	t.Helper()
+	done, aerr := b.Allow(context.Background(), false)
+	if aerr != nil {
+		t.Fatalf("Allow: %v", aerr)
+	}
+	done(err)
+}
+
+func wantState(t *testing.T, b *Breaker, want State) {
+	t.Helper()
+	if got := b.State(); got != want {
+		t.Fatalf("State() = %v, want %v", got, want)
+	}
+}
+
+func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 3, RecoveryTimeout: 10 * time.Second}, clock)
+
+	report(t, b, errDown)
+	report(t, b, errDown)
+	report(t, b, nil) // a success resets the count
+	report(t, b, errDown)
+	report(t, b, &StatusError{Code: 400}) // the peer answered: not a failure
+	report(t, b, errDown)
+	report(t, b, errDown)
+	wantState(t, b, StateClosed)
+	report(t, b, errDown)
+	wantState(t, b, StateOpen)
+
+	if _, err := b.Allow(context.Background(), false); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("Allow while open = %v, want ErrCircuitOpen", err)
+	}
+	clock.Advance(10*time.Second - 1)
+	wantState(t, b, StateOpen)
+	clock.Advance(1)
+	wantState(t, b, StateHalfOpen)
+}
+
+func TestBreakerHalfOpenAdmitsLimitedProbesAndClosesAfterSuccesses(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 1, RecoveryTimeout: time.Second,
+		HalfOpenMaxCalls: 2, SuccessThreshold: 3}, clock)
+	report(t, b, errDown)
+	clock.Advance(time.Second)
+
+	p1, err1 := b.Allow(context.Background(), false)
+	p2, err2 := b.Allow(context.Background(), false)
+	_, err3 := b.Allow(context.Background(), false)
+	if err1 != nil || err2 != nil || !errors.Is(err3, ErrCircuitOpen) {
+		t.Fatalf("three probes: %v, %v, %v; want two admitted, the third rejected", err1, err2, err3)
+	}
+	p1(nil)
+	p3, err := b.Allow(context.Background(), false) // p1's slot is free again
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2(nil)
+	wantState(t, b, StateHalfOpen)
+	p3(nil)
+	wantState(t, b, StateClosed)
+	if s := b.Stats(); s.Opened != 1 || s.HalfOpened != 1 || s.Closed != 1 || s.Rejected != 1 {
+		t.Errorf("Stats() = %+v", s)
+	}
+}
+
+func TestBreakerReopensOnAFailedProbeAndIgnoresStaleResults(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 2, RecoveryTimeout: time.Second, HalfOpenMaxCalls: 2}, clock)
+	slow, _ := b.Allow(context.Background(), false) // admitted while closed
+	report(t, b, errDown)
+	report(t, b, errDown)
+	clock.Advance(time.Second)
+	probe, _ := b.Allow(context.Background(), false)
+	slow(nil) // from an earlier generation: must not close the breaker
+	wantState(t, b, StateHalfOpen)
+	probe(errDown)
+	wantState(t, b, StateOpen)
+	clock.Advance(time.Second)
+	wantState(t, b, StateHalfOpen)
+}
+
+func TestBreakerOpensOnFailureRate(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureRate: 0.5, Window: 10 * time.Second, MinCalls: 6}, clock)
+	// Old failures slide out of the window.
+	for range 5 {
+		report(t, b, errDown)
+	}
+	clock.Advance(11 * time.Second)
+	for range 3 {
+		report(t, b, nil)
+	}
+	report(t, b, errDown)
+	report(t, b, errDown)
+	wantState(t, b, StateClosed) // 2 of 5: below min_calls
+	report(t, b, nil)
+	report(t, b, errDown) // 3 of 7 = 43%
+	wantState(t, b, StateClosed)
+	report(t, b, errDown) // 4 of 8 = 50%
+	wantState(t, b, StateOpen)
+}
+
+func TestBreakerBlockHoldsCallsUntilAProbeIsAdmitted(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 1, RecoveryTimeout: 5 * time.Second}, clock)
+	report(t, b, errDown)
+
+	admitted := make(chan func(error))
+	go func() {
+		done, err := b.Allow(context.Background(), true)
+		if err != nil {
+			t.Error(err)
+		}
+		admitted <- done
+	}()
+	clock.WaitTimers(1)
+	if d, _ := clock.Next(); d != 5*time.Second {
+		t.Errorf("blocked call waits %v, want the 5s left open", d)
+	}
+	select {
+	case <-admitted:
+		t.Fatal("admitted while open")
+	default:
+	}
+	clock.Advance(5 * time.Second)
+	done := <-admitted
+	wantState(t, b, StateHalfOpen)
+
+	// A second blocked call waits for the probe's slot, then finds the
+	// breaker closed.
+	second := make(chan error)
+	waiting := make(chan struct{}, 1)
+	b.onWait = func() { waiting <- struct{}{} }
+	go func() {
+		d, err := b.Allow(context.Background(), true)
+		if err == nil {
+			d(nil)
+		}
+		second <- err
+	}()
+	<-waiting
+	done(nil)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, b, StateClosed)
+}
+
+func TestBreakerBlockEndsAtTheHardStop(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 1}, clock)
+	report(t, b, errDown)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() {
+		_, err := b.Allow(ctx, true)
+		errc <- err
+	}()
+	clock.WaitTimers(1)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Allow = %v, want context.Canceled", err)
+	}
+}
+
+func TestBreakerConcurrentProbesNeverExceedTheLimit(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 1, HalfOpenMaxCalls: 3, SuccessThreshold: 1000}, clock)
+	report(t, b, errDown)
+	clock.Advance(time.Minute)
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for range 20 {
+				done, err := b.Allow(context.Background(), true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				inFlight++
+				peak = max(peak, inFlight)
+				mu.Unlock()
+				runtime.Gosched()
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+				done(nil)
+			}
+		})
+	}
+	wg.Wait()
+	if peak > 3 || peak < 1 {
+		t.Errorf("peak concurrent probes = %d, want 1..3", peak)
+	}
+	wantState(t, b, StateClosed)
+}

@@ -1,0 +1,98 @@
+package resilience
+
+import (
+	"context"
+
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+// Call is one attempt at handling m: a sink's Write or a stage's Process.
+// For a sink the result is m itself on success.
+type Call func(ctx context.Context, m *pipeline.Message) (*pipeline.Message, error)
+
+// A Policy wraps a Call in behaviour such as retrying, a circuit breaker or
+// a deadline. *Retry, *Breaker and Timeout are Policies.
+type Policy interface {
+	Wrap(next Call) Call
+}
+
+// Compose wraps call in policies, the first outermost, the way failsafe-go's
+// Fallback(Retry(Breaker(fn))) reads: Compose(call, retry, breaker,
+// timeout) retries attempts that each pass the breaker and each have the
+// timeout. That is the order the DSL uses and the one most callers want. Nil
+// policies are skipped.
+func Compose(call Call, policies ...Policy) Call {
+	for i := len(policies) - 1; i >= 0; i-- {
+		if policies[i] != nil && !isNilPolicy(policies[i]) {
+			call = policies[i].Wrap(call)
+		}
+	}
+	return call
+}
+
+func isNilPolicy(p Policy) bool {
+	switch p := p.(type) {
+	case *Retry:
+		return p == nil
+	case *Breaker:
+		return p == nil
+	}
+	return false
+}
+
+// Sink returns s with policies applied to every Write, the first outermost
+// (see Compose). The result forwards Close to s.
+func Sink(s pipeline.Sink, policies ...Policy) pipeline.Sink {
+	call := Compose(func(ctx context.Context, m *pipeline.Message) (*pipeline.Message, error) {
+		return m, s.Write(ctx, m)
+	}, policies...)
+	return &sink{inner: s, call: call}
+}
+
+// Processor returns p with policies applied to every Process, the first
+// outermost (see Compose). A retried Process sees the message as the failed
+// attempt left it, so p should not change m before it fails. The result
+// forwards Close to p.
+func Processor(p pipeline.Processor, policies ...Policy) pipeline.Processor {
+	return &processor{inner: p, call: Compose(p.Process, policies...)}
+}
+
+type sink struct {
+	inner pipeline.Sink
+	call  Call
+}
+
+var (
+	_ pipeline.Sink   = (*sink)(nil)
+	_ pipeline.Closer = (*sink)(nil)
+)
+
+func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
+	_, err := s.call(ctx, m)
+	return err
+}
+
+func (s *sink) Close(ctx context.Context) error { return closeInner(ctx, s.inner) }
+
+type processor struct {
+	inner pipeline.Processor
+	call  Call
+}
+
+var (
+	_ pipeline.Processor = (*processor)(nil)
+	_ pipeline.Closer    = (*processor)(nil)
+)
+
+func (p *processor) Process(ctx context.Context, m *pipeline.Message) (*pipeline.Message, error) {
+	return p.call(ctx, m)
+}
+
+func (p *processor) Close(ctx context.Context) error { return closeInner(ctx, p.inner) }
+
+func closeInner(ctx context.Context, v any) error {
+	if c, ok := v.(pipeline.Closer); ok {
+		return c.Close(ctx)
+	}
+	return nil
+}
