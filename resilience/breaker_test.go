@@ -14,7 +14,7 @@ import (
 
 func newBreaker(t *testing.T, cfg BreakerConfig, clock pipeline.Clock) *Breaker {
 	t.Helper()
-	b, err := NewBreaker(cfg, clock, nil)
+	b, err := NewBreaker(cfg, clock, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

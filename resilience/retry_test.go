@@ -16,7 +16,7 @@ import (
 
 func newRetry(t *testing.T, cfg RetryConfig, clock pipeline.Clock) *Retry {
 	t.Helper()
-	r, err := NewRetry(cfg, clock, nil)
+	r, err := NewRetry(cfg, clock, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
