@@ -102,6 +102,8 @@ type idSource struct {
 	acked map[int]int
 	nacks map[int]int
 	sent  int
+	// created counts messages made, sent or not.
+	created int
 	onAck func(acked int)
 	// sentTo, if set, receives the count after each accepted Send.
 	sentTo chan int
@@ -116,6 +118,9 @@ func (s *idSource) Read(ctx context.Context, out pipeline.Outlet) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.mu.Lock()
+		s.created++
+		s.mu.Unlock()
 		m := pipeline.NewMessage([]byte(`{"id":`+strconv.Itoa(i)+`}`), func(err error) {
 			s.mu.Lock()
 			if err != nil {
