@@ -104,7 +104,7 @@ type idSource struct {
 	sent  int
 	// created counts messages made, sent or not.
 	created int
-	onAck func(acked int)
+	onAck   func(acked int)
 	// sentTo, if set, receives the count after each accepted Send.
 	sentTo chan int
 }
