@@ -225,3 +225,33 @@ func TestBreakerConcurrentProbesNeverExceedTheLimit(t *testing.T) {
 	}
 	wantState(t, b, StateClosed)
 }
+
+func TestGivenRetryOutsideTheBreaker_ARejectedAttemptIsRetriedAfterRecovery(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 1, RecoveryTimeout: time.Second, OnOpen: DeadLetter}, clock)
+	r := newRetry(t, RetryConfig{MaxAttempts: 3, BaseDelay: 500 * time.Millisecond}, clock)
+	call, calls := failing(errDown) // reaches the peer twice: fails, then succeeds
+	m, span := tracedMessage(`{}`)
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		_, err = Compose(call, r, b)(context.Background(), m)
+	}()
+	waits := drive(clock, done)
+	if err != nil || *calls != 2 {
+		t.Fatalf("err = %v after %d calls; want success on the second call", err, *calls)
+	}
+	var kinds []any
+	for _, e := range span.Events() {
+		if e.name == "retry" {
+			kinds = append(kinds, e.attrs["error.kind"])
+		}
+	}
+	if len(kinds) != 2 || kinds[0] != KindError || kinds[1] != KindCircuitOpen || len(waits) != 2 {
+		t.Errorf("retried errors %v after waits %v; want [error circuit_open] after 500ms, 1s", kinds, waits)
+	}
+	if s := b.Stats(); s.Rejected != 1 || s.State != StateClosed {
+		t.Errorf("breaker Stats() = %+v", s)
+	}
+}
