@@ -255,3 +255,15 @@ func TestGivenRetryOutsideTheBreaker_ARejectedAttemptIsRetriedAfterRecovery(t *t
 		t.Errorf("breaker Stats() = %+v", s)
 	}
 }
+
+func TestGivenOnOpenDeadLetter_RejectedCallsFailWithReasonCircuitOpen(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 1, OnOpen: DeadLetter}, clock)
+	call, calls := failing(errDown)
+	wrapped := b.Wrap(call)
+	_, _ = wrapped(context.Background(), pipeline.NewMessage(nil, nil))
+	_, err := wrapped(context.Background(), pipeline.NewMessage(nil, nil))
+	if pipeline.Reason(err) != pipeline.ReasonCircuitOpen || !errors.Is(err, ErrCircuitOpen) || *calls != 1 {
+		t.Errorf("err = %v (reason %s) after %d calls; want circuit_open after 1", err, pipeline.Reason(err), *calls)
+	}
+}
