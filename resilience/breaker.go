@@ -267,6 +267,9 @@ func (b *Breaker) done(t ticket, err error) (from, to State) {
 	if t.gen != b.gen {
 		return from, from
 	}
+	if isDrop(err) {
+		err = nil // the stage worked: it dropped the message on purpose
+	}
 	kind, _ := Classify(err)
 	excluded := kind == KindCanceled
 	failure := err != nil && !excluded && b.cfg.IsFailure(err)

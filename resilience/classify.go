@@ -139,3 +139,10 @@ func transient(kind string, status int) bool {
 // DefaultRetryOn is Transient written as a retry_on expression.
 const DefaultRetryOn = `error.kind in ["timeout", "connection", "circuit_open", "error"] || ` +
 	`error.kind == "status" && (error.status >= 500 || error.status in [408, 429])`
+
+// isDrop reports whether err is a stage's intentional drop, which no
+// policy treats as a failure.
+func isDrop(err error) bool {
+	var d *pipeline.DropError
+	return errors.As(err, &d)
+}

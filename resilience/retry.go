@@ -137,7 +137,7 @@ func (r *Retry) Wrap(next Call) Call {
 				r.retries.Add(1)
 			}
 			out, err := next(ctx, m)
-			if err == nil || ctx.Err() != nil {
+			if err == nil || ctx.Err() != nil || isDrop(err) {
 				return out, err
 			}
 			now := r.clock.Now()

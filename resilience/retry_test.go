@@ -199,3 +199,15 @@ func TestNewRetryRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestAnIntentionalDropIsNeitherRetriedNorABreakerFailure(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	r := newRetry(t, RetryConfig{MaxAttempts: 3}, clock)
+	b := newBreaker(t, BreakerConfig{FailureThreshold: 1}, clock)
+	call, calls := failing(pipeline.Drop("filtered"), pipeline.Drop("filtered"))
+	_, err := Compose(call, r, b)(context.Background(), pipeline.NewMessage(nil, nil))
+	var drop *pipeline.DropError
+	if !errors.As(err, &drop) || *calls != 1 || b.State() != StateClosed {
+		t.Errorf("err = %v after %d calls, breaker %v; want the drop after 1 call, closed", err, *calls, b.State())
+	}
+}
