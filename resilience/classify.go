@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/pipe-dsl/pipe/pipeline"
 )
@@ -40,6 +41,10 @@ var ErrCircuitOpen = errors.New("circuit breaker is open")
 // 400.
 type StatusError struct {
 	Code int
+	// RetryAfter, if positive, is how long the peer asked callers to wait
+	// (HTTP Retry-After); a Retry waits at least that long, up to its
+	// max_delay.
+	RetryAfter time.Duration
 	// Err, optional, holds details such as the response body's start.
 	Err error
 }

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -147,7 +148,7 @@ func (r *Retry) Wrap(next Call) Call {
 				r.event(span, attempt, kind, status, err, 0, "not_retryable")
 				return out, err
 			}
-			delay, ok := r.policy.Next(attempt, now.Sub(start), r.cfg.Rand)
+			delay, ok := r.next(attempt, now.Sub(start), err)
 			if !ok {
 				r.exhausted.Add(1)
 				r.event(span, attempt, kind, status, err, 0, "exhausted")
@@ -161,6 +162,26 @@ func (r *Retry) Wrap(next Call) Call {
 			}
 		}
 	}
+}
+
+// next returns the wait before the attempt after attempts failed ones, the
+// first elapsed ago, and whether to make it: the backoff delay, or longer
+// if err carries a StatusError.RetryAfter (capped at MaxDelay), as long as
+// the attempt would start within MaxElapsed.
+func (r *Retry) next(attempts int, elapsed time.Duration, err error) (time.Duration, bool) {
+	delay, ok := r.policy.Next(attempts, elapsed, r.cfg.Rand)
+	var se *StatusError
+	if !ok || !errors.As(err, &se) || se.RetryAfter <= delay {
+		return delay, ok
+	}
+	delay = se.RetryAfter
+	if r.cfg.MaxDelay > 0 {
+		delay = min(delay, r.cfg.MaxDelay)
+	}
+	if r.cfg.MaxElapsed > 0 && elapsed+delay > r.cfg.MaxElapsed {
+		return 0, false
+	}
+	return delay, true
 }
 
 // sleep waits d on the clock or until ctx is done.

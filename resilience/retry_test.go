@@ -211,3 +211,33 @@ func TestAnIntentionalDropIsNeitherRetriedNorABreakerFailure(t *testing.T) {
 		t.Errorf("err = %v after %d calls, breaker %v; want the drop after 1 call, closed", err, *calls, b.State())
 	}
 }
+
+func TestRetryHonoursRetryAfterUpToMaxDelay(t *testing.T) {
+	clock := pipelinetest.NewFakeClock(epoch)
+	r := newRetry(t, RetryConfig{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Second,
+		Jitter: backoff.NoJitter}, clock)
+	call, _ := failing(
+		&StatusError{Code: 429, RetryAfter: 2 * time.Second},
+		&StatusError{Code: 429, RetryAfter: time.Minute},
+		&StatusError{Code: 503, RetryAfter: time.Millisecond},
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = r.Wrap(call)(context.Background(), pipeline.NewMessage(nil, nil))
+	}()
+	want := []time.Duration{2 * time.Second, 5 * time.Second, 400 * time.Millisecond}
+	if waits := drive(clock, done); !slices.Equal(waits, want) {
+		t.Errorf("waits = %v, want %v", waits, want)
+	}
+}
+
+func TestRetryAfterBeyondMaxElapsedGivesUp(t *testing.T) {
+	r := newRetry(t, RetryConfig{MaxAttempts: 5, BaseDelay: time.Second, MaxElapsed: 10 * time.Second},
+		pipelinetest.NewFakeClock(epoch))
+	call, calls := failing(&StatusError{Code: 503, RetryAfter: time.Minute})
+	_, err := r.Wrap(call)(context.Background(), pipeline.NewMessage(nil, nil))
+	if pipeline.Reason(err) != pipeline.ReasonRetries || *calls != 1 {
+		t.Errorf("err = %v after %d calls; want retries_exhausted after 1", err, *calls)
+	}
+}
