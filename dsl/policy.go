@@ -94,8 +94,12 @@ func (d *decoder) retry(val *yaml.Node, n *Node, env component.Env) resilience.P
 	before := len(*d.errs)
 	what := n.Kind + ".retry"
 	cfg := retrySpec.NewConfig().(*retryConfig)
-	if val.Tag == "!!null" {
+	switch {
+	case val.Tag == "!!null":
 		val = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: val.Line, Column: val.Column}
+	case val.Kind != yaml.MappingNode && val.Kind != yaml.ScalarNode:
+		d.errorf(val, "%s: expected a mapping or a number of attempts, got %s", what, kindName(val))
+		return nil
 	}
 	d.decode(cfg, retrySpec.Fields, retrySpec.Shorthand, val, what)
 	if len(*d.errs) > before {

@@ -79,6 +79,8 @@ func TestPolicyErrorsArePositioned(t *testing.T) {
 			[]string{`p.yaml:4:12: drop.timeout: negative duration "-1s"`}},
 		{"zero timeout", "timeout: 0",
 			[]string{`p.yaml:4:12: drop.timeout: must be positive, got "0"`}},
+		{"retry as a list", "retry: [1]",
+			[]string{`p.yaml:4:10: drop.retry: expected a mapping or a number of attempts, got a list`}},
 		{"typo in key", "retyr: 3",
 			[]string{`p.yaml:4:3: `, `did you mean "retry"?`}},
 	} {
