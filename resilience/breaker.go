@@ -335,7 +335,12 @@ func (b *Breaker) setState(s State, now time.Time) {
 		b.window.reset()
 		b.closed.Add(1)
 	}
-	b.logger.Info("circuit breaker state change", "breaker", b.cfg.Name, "from", from.String(), "to", s.String())
+	level := slog.LevelInfo
+	if s == StateOpen {
+		level = slog.LevelWarn
+	}
+	b.logger.Log(context.Background(), level, "circuit breaker state change",
+		"breaker", b.cfg.Name, "from", from.String(), "to", s.String())
 	b.notify()
 }
 
