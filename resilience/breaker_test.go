@@ -1,8 +1,10 @@
 package resilience
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
 	"sync"
 	"testing"
@@ -266,4 +268,31 @@ func TestGivenOnOpenDeadLetter_RejectedCallsFailWithReasonCircuitOpen(t *testing
 	if pipeline.Reason(err) != pipeline.ReasonCircuitOpen || !errors.Is(err, ErrCircuitOpen) || *calls != 1 {
 		t.Errorf("err = %v (reason %s) after %d calls; want circuit_open after 1", err, pipeline.Reason(err), *calls)
 	}
+}
+
+func TestBreakerLogsEveryStateChange(t *testing.T) {
+	var buf bytes.Buffer
+	clock := pipelinetest.NewFakeClock(epoch)
+	b, err := NewBreaker(BreakerConfig{Name: "p/out", FailureThreshold: 1, RecoveryTimeout: time.Second}, clock,
+		slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, b, errDown)
+	clock.Advance(time.Second)
+	report(t, b, nil)
+	want := `level=WARN msg="circuit breaker state change" breaker=p/out from=closed to=open
+level=INFO msg="circuit breaker state change" breaker=p/out from=open to=half-open
+level=INFO msg="circuit breaker state change" breaker=p/out from=half-open to=closed
+`
+	if buf.String() != want {
+		t.Errorf("log:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
