@@ -22,12 +22,21 @@ type Policy interface {
 // timeout. That is the order the DSL uses and the one most callers want. Nil
 // policies are skipped.
 func Compose(call Call, policies ...Policy) Call {
-	for i := len(policies) - 1; i >= 0; i-- {
-		if policies[i] != nil && !isNilPolicy(policies[i]) {
-			call = policies[i].Wrap(call)
-		}
+	ps := nonNil(policies)
+	for i := len(ps) - 1; i >= 0; i-- {
+		call = ps[i].Wrap(call)
 	}
 	return call
+}
+
+func nonNil(policies []Policy) []Policy {
+	var out []Policy
+	for _, p := range policies {
+		if p != nil && !isNilPolicy(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func isNilPolicy(p Policy) bool {
@@ -46,7 +55,7 @@ func Sink(s pipeline.Sink, policies ...Policy) pipeline.Sink {
 	call := Compose(func(ctx context.Context, m *pipeline.Message) (*pipeline.Message, error) {
 		return m, s.Write(ctx, m)
 	}, policies...)
-	return &sink{inner: s, call: call}
+	return &sink{inner: s, call: call, policies: nonNil(policies)}
 }
 
 // Processor returns p with policies applied to every Process, the first
@@ -54,17 +63,26 @@ func Sink(s pipeline.Sink, policies ...Policy) pipeline.Sink {
 // attempt left it, so p should not change m before it fails. The result
 // forwards Close to p.
 func Processor(p pipeline.Processor, policies ...Policy) pipeline.Processor {
-	return &processor{inner: p, call: Compose(p.Process, policies...)}
+	return &processor{inner: p, call: Compose(p.Process, policies...), policies: nonNil(policies)}
+}
+
+// Wrapped is implemented by the values Sink and Processor return, so
+// metrics can reach the policies (Breaker.State, Retry.Stats) of a node.
+type Wrapped interface {
+	// Policies returns the non-nil policies, outermost first.
+	Policies() []Policy
 }
 
 type sink struct {
-	inner pipeline.Sink
-	call  Call
+	inner    pipeline.Sink
+	call     Call
+	policies []Policy
 }
 
 var (
 	_ pipeline.Sink   = (*sink)(nil)
 	_ pipeline.Closer = (*sink)(nil)
+	_ Wrapped         = (*sink)(nil)
 )
 
 func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
@@ -72,21 +90,27 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 	return err
 }
 
+func (s *sink) Policies() []Policy { return s.policies }
+
 func (s *sink) Close(ctx context.Context) error { return closeInner(ctx, s.inner) }
 
 type processor struct {
-	inner pipeline.Processor
-	call  Call
+	inner    pipeline.Processor
+	call     Call
+	policies []Policy
 }
 
 var (
 	_ pipeline.Processor = (*processor)(nil)
 	_ pipeline.Closer    = (*processor)(nil)
+	_ Wrapped            = (*processor)(nil)
 )
 
 func (p *processor) Process(ctx context.Context, m *pipeline.Message) (*pipeline.Message, error) {
 	return p.call(ctx, m)
 }
+
+func (p *processor) Policies() []Policy { return p.policies }
 
 func (p *processor) Close(ctx context.Context) error { return closeInner(ctx, p.inner) }
 

@@ -78,3 +78,26 @@ func TestTimeoutIsNotBlamedForTheHardStop(t *testing.T) {
 		t.Errorf("err = %v, want plain context.Canceled", err)
 	}
 }
+
+func TestWrappedSinksAndProcessorsExposeTheirPoliciesAndClose(t *testing.T) {
+	r := newRetry(t, RetryConfig{}, nil)
+	var noBreaker *Breaker
+	inner := &closingSink{}
+	s := Sink(inner, r, noBreaker, Timeout{D: time.Second})
+	ps := s.(Wrapped).Policies()
+	if len(ps) != 2 || ps[0] != Policy(r) {
+		t.Errorf("Policies() = %v, want the retry and the timeout", ps)
+	}
+	if err := s.(pipeline.Closer).Close(context.Background()); err != nil || !inner.closed {
+		t.Errorf("Close = %v, inner closed %v", err, inner.closed)
+	}
+	proc := Processor(pipelinetest.ProcessorFunc(func(_ context.Context, m *pipeline.Message) (*pipeline.Message, error) { return m, nil }))
+	if len(proc.(Wrapped).Policies()) != 0 || proc.(pipeline.Closer).Close(context.Background()) != nil {
+		t.Error("a processor with no policies should have none and close cleanly")
+	}
+}
+
+type closingSink struct{ closed bool }
+
+func (s *closingSink) Write(context.Context, *pipeline.Message) error { return nil }
+func (s *closingSink) Close(context.Context) error                    { s.closed = true; return nil }
