@@ -59,6 +59,21 @@ func (e *StatusError) Error() string {
 
 func (e *StatusError) Unwrap() error { return e.Err }
 
+// StatusCode returns Code. Classify reads the status of any error in the
+// chain with this method, so a client package can define its own status
+// error without importing this one.
+func (e *StatusError) StatusCode() int { return e.Code }
+
+// RetryDelay returns RetryAfter. A Retry reads the wait of any error in the
+// chain with this method.
+func (e *StatusError) RetryDelay() time.Duration { return e.RetryAfter }
+
+// statusCoder is an error carrying a failure status, like StatusError.
+type statusCoder interface{ StatusCode() int }
+
+// retryDelayer is an error carrying a requested wait, like StatusError.
+type retryDelayer interface{ RetryDelay() time.Duration }
+
 // kindError is an error marked by WithKind.
 type kindError struct {
 	kind string
@@ -81,7 +96,8 @@ func WithKind(kind string, err error) error {
 
 // Classify returns the kind of err (one of the Kind constants) and, for
 // KindStatus, the status code. The first rule that matches wins: a WithKind
-// mark, ErrCircuitOpen, a StatusError, timeouts (context.DeadlineExceeded,
+// mark, ErrCircuitOpen, a StatusError (or any error with a StatusCode()
+// int method), timeouts (context.DeadlineExceeded,
 // os.ErrDeadlineExceeded, a net.Error whose Timeout is true),
 // context.Canceled, connection errors (net.OpError, ECONNREFUSED,
 // ECONNRESET, EPIPE, io.ErrUnexpectedEOF, io.EOF), a message-level
@@ -92,19 +108,19 @@ func Classify(err error) (kind string, status int) {
 		return "", 0
 	}
 	var ke *kindError
-	var se *StatusError
+	var se statusCoder
 	var ne net.Error
 	var op *net.OpError
 	switch {
 	case errors.As(err, &ke):
 		if errors.As(err, &se) {
-			status = se.Code
+			status = se.StatusCode()
 		}
 		return ke.kind, status
 	case errors.Is(err, ErrCircuitOpen):
 		return KindCircuitOpen, 0
 	case errors.As(err, &se):
-		return KindStatus, se.Code
+		return KindStatus, se.StatusCode()
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
 		return KindTimeout, 0

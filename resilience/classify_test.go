@@ -66,3 +66,28 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// clientStatus is a status error from another package, as an HTTP client
+// would define it.
+type clientStatus struct {
+	code  int
+	after time.Duration
+}
+
+func (e *clientStatus) Error() string             { return "client status" }
+func (e *clientStatus) StatusCode() int           { return e.code }
+func (e *clientStatus) RetryDelay() time.Duration { return e.after }
+
+func TestAnyErrorWithAStatusCodeIsClassified(t *testing.T) {
+	err := fmt.Errorf("post: %w", &clientStatus{code: 429, after: 3 * time.Second})
+	if kind, status := Classify(err); kind != KindStatus || status != 429 || !Transient(err) {
+		t.Errorf("Classify = %s, %d, transient %v; want status, 429, true", kind, status, Transient(err))
+	}
+	if kind, status := Classify(&clientStatus{code: 401}); kind != KindStatus || status != 401 || Transient(&clientStatus{code: 401}) {
+		t.Errorf("Classify(401) = %s, %d", kind, status)
+	}
+	r := newRetry(t, RetryConfig{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Minute}, nil)
+	if d, ok := r.next(1, 0, err); !ok || d != 3*time.Second {
+		t.Errorf("next = %v, %v; want the 3s the error asks for", d, ok)
+	}
+}

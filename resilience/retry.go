@@ -165,16 +165,16 @@ func (r *Retry) Wrap(next Call) Call {
 }
 
 // next returns the wait before the attempt after attempts failed ones, the
-// first elapsed ago, and whether to make it: the backoff delay, or longer
-// if err carries a StatusError.RetryAfter (capped at MaxDelay), as long as
-// the attempt would start within MaxElapsed.
+// first elapsed ago, and whether to make it: the backoff delay, or longer if
+// err asks for it (a RetryDelay method, as StatusError has) up to MaxDelay,
+// as long as the attempt would start within MaxElapsed.
 func (r *Retry) next(attempts int, elapsed time.Duration, err error) (time.Duration, bool) {
 	delay, ok := r.policy.Next(attempts, elapsed, r.cfg.Rand)
-	var se *StatusError
-	if !ok || !errors.As(err, &se) || se.RetryAfter <= delay {
+	var rd retryDelayer
+	if !ok || !errors.As(err, &rd) || rd.RetryDelay() <= delay {
 		return delay, ok
 	}
-	delay = se.RetryAfter
+	delay = rd.RetryDelay()
 	if r.cfg.MaxDelay > 0 {
 		delay = min(delay, r.cfg.MaxDelay)
 	}
