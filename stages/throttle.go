@@ -65,6 +65,7 @@ type throttle struct {
 	single  limiter                          // when key is nil
 	keys    *ttlcache.Cache[string, limiter] // when key is set
 	onLimit string
+	errOver error // the dead-letter error, naming the limit
 
 	passed, delayed, dropped, deadLettered atomic.Uint64
 }
@@ -84,6 +85,7 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 	var (
 		newLim func() limiter
 		refill time.Duration // how long an idle limiter takes to forget its past
+		desc   string
 		errs   []error
 	)
 	switch c.Algorithm {
@@ -100,6 +102,7 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 		if len(errs) == 0 {
 			r, b := c.Rate, c.Burst
 			newLim = func() limiter { return tokenBucket{rate.NewLimiter(rate.Limit(r), b)} }
+			desc = fmt.Sprintf("%g/s, burst %d", r, b)
 			refill = time.Duration(float64(b) / r * float64(time.Second))
 		}
 	case "sliding_window":
@@ -115,6 +118,7 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 		if len(errs) == 0 {
 			l, w := c.Limit, c.Window
 			newLim = func() limiter { return slidingWindow{window.New(l, w)} }
+			desc = fmt.Sprintf("%d per %v", l, w)
 			refill = w
 		}
 	default:
@@ -129,7 +133,8 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 	if len(errs) > 0 {
 		return nil, joinLine(errs)
 	}
-	t := &throttle{clock: env.Clock, key: c.Key, newLim: newLim, onLimit: c.OnLimit}
+	t := &throttle{clock: env.Clock, key: c.Key, newLim: newLim, onLimit: c.OnLimit,
+		errOver: pipeline.WithReason(pipeline.ReasonRateLimited, errors.New("rate limit exceeded: "+desc))}
 	if t.clock == nil {
 		t.clock = pipeline.SystemClock
 	}
@@ -163,7 +168,7 @@ func (t *throttle) Process(ctx context.Context, m *pipeline.Message) (*pipeline.
 			return nil, pipeline.Drop(pipeline.ReasonRateLimited)
 		}
 		t.deadLettered.Add(1)
-		return nil, pipeline.WithReason(pipeline.ReasonRateLimited, errors.New("rate limit exceeded"))
+		return nil, t.errOver
 	default:
 		waited, err := lim.wait(ctx, t.clock, now)
 		if err != nil {

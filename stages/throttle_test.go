@@ -563,7 +563,7 @@ func TestThrottleConfigErrors(t *testing.T) {
 //
 //	go test -run '^$' -bench Throttle -benchtime 1x ./stages/
 func BenchmarkThrottle(b *testing.B) {
-	for _, burst := range []int{1, 100} {
+	for _, burst := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("rate=10000/burst=%d", burst), func(b *testing.B) {
 			const limit, secs = 10_000, 5
 			v, err := newThrottle(throttleCfg(func(c *throttleConfig) { c.Rate, c.Burst = limit, burst }),
