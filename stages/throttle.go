@@ -20,7 +20,7 @@ import (
 type throttleConfig struct {
 	Algorithm string        `pipe:"algorithm" enum:"token_bucket,sliding_window" desc:"token_bucket admits rate messages per second on average with bursts of up to burst; sliding_window admits at most limit messages in any interval of length window."`
 	Rate      float64       `pipe:"rate" min:"0" desc:"token_bucket: messages per second, > 0. Fractions are allowed: 0.5 is one message every 2s." example:"100"`
-	Burst     int           `pipe:"burst" min:"1" desc:"token_bucket: how many messages may pass at once after a quiet spell. At high rates a burst of about 1% of rate keeps timer lateness from lowering the achieved rate." example:"100"`
+	Burst     int           `pipe:"burst" min:"1" desc:"token_bucket: how many messages may pass at once after a quiet spell. At high rates set it to 1-10% of rate (10-100ms of slack), or late timer wake-ups lower the achieved rate (see docs/flow-control.md)." example:"100"`
 	Limit     int           `pipe:"limit" min:"1" desc:"sliding_window: the most messages admitted in any window." example:"1000"`
 	Window    time.Duration `pipe:"window" min:"0" desc:"sliding_window: the window length, > 0. Memory is limit timestamps per key." example:"1m"`
 	Key       *expr.Program `pipe:"key" desc:"CEL expression; each distinct value gets its own limiter (e.g. per customer). Without it one limiter covers every message." example:"msg.customer_id"`

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -589,4 +590,61 @@ func BenchmarkThrottle(b *testing.B) {
 			b.ReportMetric(100*(rate-limit)/limit, "%off")
 		})
 	}
+}
+
+// countingSink records when its burst-th and last writes happened.
+type countingSink struct {
+	after       int // writes before the clock starts
+	n           atomic.Int64
+	start, last atomic.Int64 // unix nanoseconds
+}
+
+func (s *countingSink) Write(context.Context, *pipeline.Message) error {
+	now := time.Now().UnixNano()
+	switch n := s.n.Add(1); {
+	case n == int64(s.after):
+		s.start.Store(now)
+	case n > int64(s.after):
+		s.last.Store(now)
+	}
+	return nil
+}
+
+// BenchmarkThrottlePipeline is BenchmarkThrottle through a running
+// pipeline: source -> throttle -> sink, timed at the sink.
+//
+//	go test -run '^$' -bench ThrottlePipeline -benchtime 1x ./stages/
+func BenchmarkThrottlePipeline(b *testing.B) {
+	const limit, secs, burst = 10_000, 5, 1000
+	bodies := make([]string, burst+limit*secs)
+	for i := range bodies {
+		bodies[i] = "x"
+	}
+	var rate float64
+	for b.Loop() {
+		v, err := newThrottle(throttleCfg(func(c *throttleConfig) { c.Rate, c.Burst = limit, burst }),
+			component.Env{Clock: pipeline.SystemClock})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink := &countingSink{after: burst}
+		p := pipeline.New("bench")
+		for _, err := range []error{
+			p.AddSource("src", "test", pipelinetest.NewSource(bodies...)),
+			p.AddStage("throttle", "throttle", v, pipeline.NodeOptions{}),
+			p.AddSink("out", "test", sink, pipeline.NodeOptions{}),
+			p.Connect("src", "", "throttle"),
+			p.Connect("throttle", "", "out"),
+		} {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		rate = float64(limit*secs) / time.Duration(sink.last.Load()-sink.start.Load()).Seconds()
+	}
+	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(100*(rate-limit)/limit, "%off")
 }
