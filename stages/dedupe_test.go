@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -180,6 +181,9 @@ func TestDedupeStaysBoundedUnderAMillionDistinctKeys(t *testing.T) {
 	const maxKeys = 1000
 	d := newTestDedupe(t, pipelinetest.NewFakeClock(t0), func(c *dedupeConfig) { c.MaxKeys = maxKeys })
 	now := t0
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	for i := range n {
 		if i < 10_000 {
 			out, err := d.Process(context.Background(), msg(id(i)))
@@ -193,6 +197,11 @@ func TestDedupeStaysBoundedUnderAMillionDistinctKeys(t *testing.T) {
 	}
 	if s := d.Stats(); s.Keys != maxKeys || s.Evictions != uint64(n-maxKeys) {
 		t.Errorf("after %d keys: Stats() = %+v, want Keys %d, Evictions %d", n, s, maxKeys, n-maxKeys)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 10<<20 {
+		t.Errorf("heap grew by %d bytes for %d keys (max_keys %d), want < 10MiB", grew, n, maxKeys)
 	}
 }
 

@@ -305,6 +305,47 @@ func TestIdleKeysExpireOnlyOnceTheirLimiterIsFull(t *testing.T) {
 	}
 }
 
+func TestIdleExpiryNeverChangesWhatAKeyAdmits(t *testing.T) {
+	// Given one key with quiet spells longer than key_ttl, the keyed throttle
+	// (whose limiter expires and is recreated) admits exactly what a keyless
+	// throttle (one limiter forever) admits.
+	for _, tc := range []struct {
+		name string
+		set  func(c *throttleConfig)
+	}{
+		{"token_bucket", func(c *throttleConfig) { c.Rate, c.Burst = 8, 4 }},
+		{"sliding_window", func(c *throttleConfig) { c.Algorithm, c.Limit, c.Window = "sliding_window", 3, time.Second/2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, 7))
+			clock := pipelinetest.NewFakeClock(t0)
+			cfg := func(keyed bool) func(c *throttleConfig) {
+				return func(c *throttleConfig) {
+					tc.set(c)
+					c.OnLimit = "drop"
+					if keyed {
+						c.Key = compile(t, "meta.k")
+					}
+				}
+			}
+			keyed, plain := newTestThrottle(t, clock, cfg(true)), newTestThrottle(t, clock, cfg(false))
+			for i, a := range arrivals(r, 3000, 600*time.Millisecond) {
+				clock.Advance(t0.Add(a).Sub(clock.Now()))
+				m := msg("")
+				m.Meta = map[string]string{"k": "a"}
+				got, _ := keyed.Process(context.Background(), m)
+				want, _ := plain.Process(context.Background(), msg(""))
+				if (got != nil) != (want != nil) {
+					t.Fatalf("message %d at t0+%v: keyed admitted %v, keyless %v", i, a, got != nil, want != nil)
+				}
+			}
+			if s := keyed.Stats(); s.KeyExpirations == 0 {
+				t.Errorf("Stats() = %+v: the key never expired, so the test proved nothing", s)
+			}
+		})
+	}
+}
+
 func TestKeyTableStaysBoundedUnderAMillionDistinctKeys(t *testing.T) {
 	// A million keys take 0.7s, but 20s under -race, where 20,000 show
 	// the same bound.
