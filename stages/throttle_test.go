@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -547,6 +548,99 @@ func TestOnLimitBlockDeliversEverythingInOrderOnTheClock(t *testing.T) {
 		} else {
 			runtime.Gosched()
 		}
+	}
+}
+
+func TestBlockingWithWorkersKeepsTheLimit(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const n, workers = 20, 4
+	for _, tc := range []struct {
+		name string
+		set  func(c *throttleConfig)
+		end  time.Duration // when the last message passes
+		ok   func(at []time.Time) bool
+	}{
+		{"token_bucket", func(c *throttleConfig) { c.Rate, c.Burst = 10, 2 }, 1800 * time.Millisecond,
+			func(at []time.Time) bool { // at most burst + rate·t by any t
+				for i, a := range at {
+					if i+1 > 2+int(a.Sub(t0)/(100*time.Millisecond)) {
+						return false
+					}
+				}
+				return true
+			}},
+		{"sliding_window", func(c *throttleConfig) { c.Algorithm, c.Limit, c.Window = "sliding_window", 2, time.Second }, 9 * time.Second,
+			func(at []time.Time) bool {
+				for i := 0; i+2 < len(at); i++ {
+					if at[i+2].Sub(at[i]) < time.Second {
+						return false
+					}
+				}
+				return true
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := pipelinetest.NewFakeClock(t0)
+			th := newTestThrottle(t, clock, tc.set)
+			// Record each admission before counting it, and move the clock
+			// only once every message still in the throttle waits on a
+			// timer: so the recorded time is the admission time.
+			var (
+				mu       sync.Mutex
+				at       []time.Time
+				admitted atomic.Int64
+			)
+			rec := pipelinetest.ProcessorFunc(func(ctx context.Context, m *pipeline.Message) (*pipeline.Message, error) {
+				out, err := th.Process(ctx, m)
+				mu.Lock()
+				at = append(at, clock.Now())
+				mu.Unlock()
+				admitted.Add(1)
+				return out, err
+			})
+			bodies := make([]string, n)
+			for i := range bodies {
+				bodies[i] = fmt.Sprint(i)
+			}
+			p := pipeline.New("test")
+			p.Clock = clock
+			for _, err := range []error{
+				p.AddSource("src", "test", pipelinetest.NewSource(bodies...)),
+				p.AddStage("throttle", "throttle", rec, pipeline.NodeOptions{Workers: workers}),
+				p.AddSink("out", "test", &pipelinetest.Sink{}, pipeline.NodeOptions{}),
+				p.Connect("src", "", "throttle"),
+				p.Connect("throttle", "", "out"),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- p.Run(context.Background()) }()
+			for running := true; running; {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					running = false
+				default:
+					waiting := min(workers, n-int(admitted.Load()))
+					if d, ok := clock.Next(); ok && clock.Timers() == waiting {
+						clock.Advance(d)
+					} else {
+						runtime.Gosched()
+					}
+				}
+			}
+			slices.SortFunc(at, time.Time.Compare)
+			if len(at) != n || !tc.ok(at) {
+				t.Fatalf("admitted at %v: want %d within the limit", at, n)
+			}
+			if got := at[n-1].Sub(t0); got != tc.end {
+				t.Errorf("last admitted at t0+%v, want t0+%v (no later than the limit requires)", got, tc.end)
+			}
+		})
 	}
 }
 
