@@ -277,3 +277,34 @@ func TestDedupePipelineLetsARedeliveryThroughAfterASinkFailure(t *testing.T) {
 		t.Errorf("redelivery after a nacked run: Process = %v, %v; want passed", redelivered, err)
 	}
 }
+
+// BenchmarkDedupe is the cost per message of a first sighting (a table
+// insert, evicting at max_keys) and of a duplicate.
+func BenchmarkDedupe(b *testing.B) {
+	clock := pipelinetest.NewFakeClock(t0)
+	v, err := newDedupe(&dedupeConfig{Key: compile(b, "msg.id"), TTL: time.Hour, MaxKeys: 1 << 16}, component.Env{Clock: clock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := v.(*dedupe)
+	bodies := make([][]byte, 1<<17)
+	for i := range bodies {
+		bodies[i] = []byte(id(i))
+	}
+	b.Run("first", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			out, _ := d.Process(context.Background(), pipeline.NewMessage(bodies[i&(1<<17-1)], nil))
+			if out != nil {
+				out.Ack()
+			}
+			i++
+		}
+	})
+	b.Run("duplicate", func(b *testing.B) {
+		d.Process(context.Background(), pipeline.NewMessage(bodies[0], nil))
+		for b.Loop() {
+			d.Process(context.Background(), pipeline.NewMessage(bodies[0], nil))
+		}
+	})
+}
