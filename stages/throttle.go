@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,7 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 	)
 	switch c.Algorithm {
 	case "token_bucket":
-		if c.Rate <= 0 {
+		if !(c.Rate > 0) { // also NaN
 			errs = append(errs, errors.New("token_bucket needs rate > 0 (messages per second)"))
 		}
 		if c.Burst < 1 {
@@ -103,7 +104,7 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 			r, b := c.Rate, c.Burst
 			newLim = func() limiter { return tokenBucket{rate.NewLimiter(rate.Limit(r), b)} }
 			desc = fmt.Sprintf("%g/s, burst %d", r, b)
-			refill = time.Duration(float64(b) / r * float64(time.Second))
+			refill = time.Duration(min(float64(b)/r*float64(time.Second), math.MaxInt64/2))
 		}
 	case "sliding_window":
 		if c.Limit < 1 {
@@ -126,6 +127,9 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 	}
 	if c.MaxKeys < 1 {
 		errs = append(errs, errors.New("max_keys must be >= 1"))
+	}
+	if c.KeyTTL != 0 && c.Key == nil {
+		errs = append(errs, errors.New("key_ttl needs a key"))
 	}
 	if c.KeyTTL != 0 && c.KeyTTL < refill {
 		errs = append(errs, fmt.Errorf("key_ttl %v is shorter than %v, the time an idle limiter takes to refill; expiring it sooner would loosen the limit (leave key_ttl unset for the minimum)", c.KeyTTL, refill))

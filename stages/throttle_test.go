@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -669,6 +670,17 @@ func TestKillWhileBlockedReturnsPromptlyAndNacks(t *testing.T) {
 	}
 }
 
+func TestATinyRateGetsAKeyTTLThatDoesNotOverflow(t *testing.T) {
+	th := newTestThrottle(t, pipelinetest.NewFakeClock(t0), func(c *throttleConfig) {
+		c.Rate, c.Burst, c.Key = 1e-12, 1000, compile(t, "meta.k")
+	})
+	m := msg("")
+	m.Meta = map[string]string{"k": "a"}
+	if out, err := th.Process(context.Background(), m); out == nil {
+		t.Errorf("first message at rate 1e-12: Process = %v, %v; want passed", out, err)
+	}
+}
+
 func TestThrottleConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -684,7 +696,11 @@ func TestThrottleConfigErrors(t *testing.T) {
 			c.Algorithm, c.Limit, c.Window, c.Rate = "sliding_window", 1, time.Second, 3
 		}, "rate belongs to token_bucket"},
 		{"max_keys 0", func(c *throttleConfig) { c.Rate, c.MaxKeys = 1, 0 }, "max_keys must be >= 1"},
-		{"key_ttl below refill", func(c *throttleConfig) { c.Rate, c.Burst, c.KeyTTL = 2, 10, 4*time.Second }, "key_ttl 4s is shorter than 5s"},
+		{"key_ttl below refill", func(c *throttleConfig) {
+			c.Rate, c.Burst, c.KeyTTL, c.Key = 2, 10, 4*time.Second, compile(t, "msg.k")
+		}, "key_ttl 4s is shorter than 5s"},
+		{"key_ttl without key", func(c *throttleConfig) { c.Rate, c.KeyTTL = 1, time.Hour }, "key_ttl needs a key"},
+		{"NaN rate", func(c *throttleConfig) { c.Rate = math.NaN() }, "token_bucket needs rate > 0"},
 		{"unknown algorithm", func(c *throttleConfig) { c.Algorithm = "leaky" }, `unknown algorithm "leaky"`},
 	} {
 		_, err := newThrottle(throttleCfg(tc.set), component.Env{})
