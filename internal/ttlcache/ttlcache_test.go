@@ -337,3 +337,21 @@ func TestInsertReleasesIdleKeysFromTheTail(t *testing.T) {
 	}
 	wantStats(t, c, Stats{Expirations: 100})
 }
+
+func ExampleCache_DeleteIf() {
+	// Remember an ID when its message passes; forget it if delivery fails,
+	// but only if no later sighting replaced it.
+	seen := New[string, uint64](1000, time.Hour)
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	const sighting = 1
+	_, dup := seen.GetOrSet("order-7", now, func() uint64 { return sighting })
+	fmt.Println("duplicate:", dup)
+	// ... delivery failed:
+	fmt.Println("forgotten:", seen.DeleteIf("order-7", func(v uint64) bool { return v == sighting }))
+	_, dup = seen.GetOrSet("order-7", now, func() uint64 { return 2 })
+	fmt.Println("redelivery duplicate:", dup)
+	// Output:
+	// duplicate: false
+	// forgotten: true
+	// redelivery duplicate: false
+}
