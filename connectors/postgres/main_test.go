@@ -124,12 +124,18 @@ func (r *Recorder) Bodies() []string {
 // Wait blocks until the Recorder holds n bodies or the test times out.
 func (r *Recorder) Wait(t *testing.T, n int) {
 	t.Helper()
+	r.WaitFor(t, func(b []string) bool { return len(b) >= n })
+}
+
+// WaitFor blocks until done holds for the recorded bodies or the test times out.
+func (r *Recorder) WaitFor(t *testing.T, done func([]string) bool) {
+	t.Helper()
 	deadline := time.After(20 * time.Second)
-	for len(r.Bodies()) < n {
+	for !done(r.Bodies()) {
 		select {
 		case <-r.got:
 		case <-deadline:
-			t.Fatalf("Recorder has %d bodies, want %d", len(r.Bodies()), n)
+			t.Fatalf("Recorder has %d bodies, condition not met: %q", len(r.Bodies()), r.Bodies())
 		}
 	}
 }
