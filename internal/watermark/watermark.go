@@ -93,6 +93,17 @@ func (t *Tracker[P]) Mark() (p P, ok, changed bool) {
 	return t.mark, t.hasMark, changed
 }
 
+// Head returns the earliest position not yet passed by the mark: after a
+// nack, once Unresolved is 0, the first position to read again.
+func (t *Tracker[P]) Head() (p P, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.queue) == 0 {
+		return p, false
+	}
+	return t.queue[0].pos, true
+}
+
 // Unresolved is the number of positions neither acked nor nacked.
 func (t *Tracker[P]) Unresolved() int {
 	t.mu.Lock()

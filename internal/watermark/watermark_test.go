@@ -42,6 +42,9 @@ func TestNackHoldsMarkUntilRewind(t *testing.T) {
 	if !tr.Failed() || tr.Unresolved() != 0 {
 		t.Fatalf("Failed() = %v, Unresolved() = %d, want true, 0", tr.Failed(), tr.Unresolved())
 	}
+	if p, ok := tr.Head(); p != 2 || !ok {
+		t.Fatalf("Head() = %d, %v, want 2, true", p, ok)
+	}
 	if p, ok := tr.Rewind(); p != 1 || !ok {
 		t.Fatalf("Rewind() = %d, %v, want 1, true", p, ok)
 	}
