@@ -40,7 +40,8 @@ func ident(name string) string {
 
 // Error is a statement the server rejected. Retryable is false for errors
 // that fail the same way on every attempt: integrity constraint violations
-// (SQLSTATE class 23), data exceptions (22), and syntax or access errors (42).
+// (SQLSTATE class 23), data exceptions (22), syntax or access errors (42),
+// invalid authorization (28) and an unknown database (3D).
 type Error struct {
 	// SQLState is the five-character SQLSTATE code, such as 23505.
 	SQLState string
@@ -60,7 +61,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Retryable reports whether the same statement may succeed on a later attempt.
 func (e *Error) Retryable() bool {
 	switch e.SQLState[:2] {
-	case "22", "23", "42":
+	case "22", "23", "28", "3D", "42":
 		return false
 	}
 	return true
@@ -76,4 +77,23 @@ func classify(err error) error {
 		return &Error{SQLState: pe.Code, Err: err}
 	}
 	return err
+}
+
+// permanent marks an error that retrying cannot fix.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// retryable reports whether err may go away on a later attempt: connection
+// errors and retryable server errors do, permanent ones do not.
+func retryable(err error) bool {
+	var pe *Error
+	var perm permanent
+	switch {
+	case errors.As(err, &perm):
+		return false
+	case errors.As(err, &pe):
+		return pe.Retryable()
+	}
+	return true
 }

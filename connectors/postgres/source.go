@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/internal/backoff"
 	"github.com/pipe-dsl/pipe/internal/watermark"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
@@ -82,12 +85,26 @@ func (s *source) selectSQL(after bool) string {
 		where = " WHERE " + cur + " > $1"
 	}
 	return fmt.Sprintf("SELECT row_to_json(q)::text, (%s)::text FROM (%s) AS q%s ORDER BY %s LIMIT %d",
-		cur, s.cfg.Query, where, cur, s.cfg.Limit)
+		cur, strings.TrimRight(strings.TrimSpace(s.cfg.Query), ";"), where, cur, s.cfg.Limit)
+}
+
+// retry spaces out attempts after a connection or server error.
+var retry = backoff.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: 30 * time.Second, Jitter: backoff.FullJitter}
+
+// readState is Read's position between steps.
+type readState struct {
+	loaded bool
+	pos    string // cursor of the last row sent
+	has    bool   // pos is set; else read from the first row
+	due    bool   // poll at the next step; else wait for the timer
+	timer  pipeline.Timer
 }
 
 // Read polls until ctx is cancelled. The committed cursor is written to the
 // state table as acks advance it, and a last time once every message read is
-// resolved, which may be after Read returned.
+// resolved, which may be after Read returned. Connection and other
+// retryable errors are logged and retried with backoff; a non-retryable
+// one (a bad query, say) ends Read with the error.
 func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	pool, err := pgxpool.NewWithConfig(ctx, s.pool)
 	if err != nil {
@@ -95,50 +112,78 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	}
 	s.conn = pool
 	defer s.stop()
-	pos, has, err := s.load(ctx)
-	if err != nil {
-		return err
-	}
-	s.saved = pos
-	t := s.clock.NewTimer(s.cfg.PollInterval)
-	defer t.Stop()
-	due := true // poll at the next turn; else wait for the timer
+	st := &readState{due: true, timer: s.clock.NewTimer(s.cfg.PollInterval)}
+	defer st.timer.Stop()
+	failures := 0
 	for ctx.Err() == nil {
-		if err := s.save(ctx); err != nil {
-			return err
-		}
-		switch {
-		case s.marks.Failed() && s.marks.Unresolved() == 0:
-			// Every row read is resolved: read again from the mark.
-			if pos, has = s.marks.Rewind(); !has {
-				if pos, has, err = s.load(ctx); err != nil {
-					return err
-				}
+		wait, err := s.step(ctx, out, st)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			due = true
-			continue
-		case due && !s.marks.Failed():
-			n, last, err := s.poll(ctx, out, pos, has)
-			if err != nil {
+			if !retryable(err) {
 				return err
 			}
-			if n > 0 {
-				pos, has = last, true
+			failures++
+			d := retry.Delay(failures, rand.Float64)
+			s.logger.Warn("postgres source: retrying", "state_key", s.key, "attempt", failures, "in", d, "err", err)
+			st.timer.Reset(d)
+			select {
+			case <-ctx.Done():
+			case <-st.timer.C():
 			}
-			if n == s.cfg.Limit {
-				continue
-			}
-			due = false
-			t.Reset(s.cfg.PollInterval)
+			st.due = true
+			continue
+		}
+		failures = 0
+		if !wait {
+			continue
 		}
 		select {
 		case <-ctx.Done():
-		case <-t.C():
-			due = true
+		case <-st.timer.C():
+			st.due = true
 		case <-s.wake:
 		}
 	}
 	return nil
+}
+
+// step saves the mark and then rewinds, polls a page, or does nothing; wait
+// is true when the next step should wait for the timer or an ack.
+func (s *source) step(ctx context.Context, out pipeline.Outlet, st *readState) (wait bool, err error) {
+	if !st.loaded {
+		if st.pos, st.has, err = s.load(ctx); err != nil {
+			return false, err
+		}
+		s.saved, st.loaded = st.pos, true
+	}
+	if err := s.save(ctx); err != nil {
+		return false, err
+	}
+	switch {
+	case s.marks.Failed() && s.marks.Unresolved() == 0:
+		// Every row read is resolved: read again after the mark.
+		if st.pos, st.has = s.marks.Rewind(); !st.has {
+			st.loaded = false // back to the stored cursor or start
+		}
+		st.due = true
+		return false, nil
+	case st.due && !s.marks.Failed():
+		n, last, err := s.poll(ctx, out, st.pos, st.has)
+		if err != nil {
+			return false, err
+		}
+		if n > 0 {
+			st.pos, st.has = last, true
+		}
+		if n == s.cfg.Limit {
+			return false, nil
+		}
+		st.due = false
+		st.timer.Reset(s.cfg.PollInterval)
+	}
+	return true, nil
 }
 
 // poll reads one page after pos and sends its rows; it returns how many
@@ -165,7 +210,7 @@ func (s *source) poll(ctx context.Context, out pipeline.Outlet, pos string, has 
 		}
 		if cur == nil {
 			rows.Close()
-			return 0, "", fmt.Errorf("postgres: cursor column %q is NULL in a row", s.cfg.Cursor)
+			return 0, "", permanent{fmt.Errorf("postgres: cursor column %q is NULL in a row", s.cfg.Cursor)}
 		}
 		r.cur = *cur
 		page = append(page, r)

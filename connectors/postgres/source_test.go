@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,5 +153,39 @@ func TestSourceUnackedRowsAreReadAgainAfterAHardStop(t *testing.T) {
 	runSource(t, sourceCfg(tbl, state), again, 6)
 	if got := Field(t, again.Bodies(), "id"); !slices.Equal(got, Seq(5, 10)) {
 		t.Fatalf("ids after restart = %v, want 5..10", got)
+	}
+}
+
+func TestSourceBadQueryEndsReadWithTheSQLState(t *testing.T) {
+	pool := OpenDB(t)
+	state := MakeTable(t, pool, "x int") + "_state"
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+state) })
+	c := sourceCfg("pipe_no_such_table", state)
+	c.Query += ";  "
+	src, err := newSource(&c, component.Env{Pipeline: "pgtest", Node: "src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Read(context.Background(), nil)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.SQLState != "42P01" {
+		t.Fatalf("Read = %v, want *Error with SQLSTATE 42P01 (undefined table)", err)
+	}
+}
+
+func TestErrorsNeverShowThePassword(t *testing.T) {
+	const secret = "hunter2-secret"
+	dsn := "postgres://postgres:" + secret + "@127.0.0.1:1/test?connect_timeout=2"
+	s, err := newSink(&sinkConfig{DSN: dsn, Table: "t", Columns: compileColumns(t, map[string]string{"id": "msg.id"}), MaxConns: 1}, component.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.(*sink).Close(context.Background())
+	err = s.Write(context.Background(), pipeline.NewMessage([]byte(`{"id": 1}`), nil))
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("Write to a closed port = %v; want an error without the password", err)
+	}
+	if _, err := newSink(&sinkConfig{DSN: "postgres://u:" + secret + "@h:notaport/db", Table: "t", Columns: compileColumns(t, map[string]string{"id": "msg.id"})}, component.Env{}); err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("newSink with a malformed DSN = %v; want an error without the password", err)
 	}
 }
