@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,8 +34,14 @@ func cluster(t *testing.T, partitions int32, topics ...string) []string {
 	return c.ListenAddrs()
 }
 
-// produce writes n records with values 0..n-1 to one partition of topic.
+// produce writes n records with values 0..n-1 to partition 0 of topic.
 func produce(t *testing.T, brokers []string, topic string, n int) {
+	t.Helper()
+	produceTo(t, brokers, topic, 0, "", n)
+}
+
+// produceTo writes n records with values prefix0..prefix(n-1) to one partition.
+func produceTo(t *testing.T, brokers []string, topic string, partition int32, prefix string, n int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -43,7 +50,7 @@ func produce(t *testing.T, brokers []string, topic string, n int) {
 	defer cl.Close()
 	var rs []*kgo.Record
 	for i := range n {
-		rs = append(rs, &kgo.Record{Topic: topic, Value: []byte(strconv.Itoa(i)),
+		rs = append(rs, &kgo.Record{Topic: topic, Partition: partition, Value: []byte(prefix + strconv.Itoa(i)),
 			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("tp-" + strconv.Itoa(i))}}})
 	}
 	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
@@ -110,7 +117,17 @@ func strs(from, to int) []string {
 // stop a hard one, nacking what is in flight.
 func consume(t *testing.T, brokers []string, topic, group string, rec *recorder, workers int, until func([]string) bool, kill bool) {
 	t.Helper()
-	src, err := newSource(&sourceConfig{Brokers: brokers, Topics: []string{topic}, Group: group, Start: "earliest", CommitInterval: 20 * time.Millisecond},
+	stop := start(t, brokers, topic, group, rec, workers, 20*time.Millisecond)
+	rec.waitFor(t, until)
+	if err := stop(kill); !kill && err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// start runs a kafka source into rec until the returned stop is called.
+func start(t *testing.T, brokers []string, topic, group string, rec *recorder, workers int, commitEvery time.Duration) (stop func(kill bool) error) {
+	t.Helper()
+	src, err := newSource(&sourceConfig{Brokers: brokers, Topics: []string{topic}, Group: group, Start: "earliest", CommitInterval: commitEvery},
 		component.Env{Pipeline: "ktest", Node: "src"})
 	if err != nil {
 		t.Fatal(err)
@@ -121,17 +138,14 @@ func consume(t *testing.T, brokers []string, topic, group string, rec *recorder,
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	rec.waitFor(t, until)
-	if kill {
-		p.Kill()
-	}
-	cancel()
-	err = <-done
-	if !kill && err != nil {
-		t.Fatalf("Run: %v", err)
+	return func(kill bool) error {
+		if kill {
+			p.Kill()
+		}
+		cancel()
+		return <-done
 	}
 }
 
@@ -291,5 +305,81 @@ func TestSinkKeyErrorIsAnExpressionError(t *testing.T) {
 	err = sk.Write(context.Background(), pipeline.NewMessage([]byte(`{"id": 1}`), nil))
 	if pipeline.Reason(err) != pipeline.ReasonExpression {
 		t.Fatalf("Write = %v, want reason %s", err, pipeline.ReasonExpression)
+	}
+}
+
+// With three partitions, a record held in partition 1 holds back only that
+// partition's commit: after a crash, partitions 0 and 2 resume after their
+// last record and partition 1 at the held one.
+func TestSourceCommitsEachPartitionSeparately(t *testing.T) {
+	brokers := cluster(t, 3, "in")
+	for p := range int32(3) {
+		produceTo(t, brokers, "in", p, fmt.Sprintf("p%d-", p), 5)
+	}
+	rec := newRecorder()
+	rec.fail = func(ctx context.Context, m *pipeline.Message) error {
+		if string(m.Body) == "p1-2" {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	consume(t, brokers, "in", "g4", rec, 4, count(14), true)
+	if got := rec.values(); slices.Contains(got, "p1-2") {
+		t.Fatalf("first run delivered the held record: %v", got)
+	}
+	for p := range int32(3) {
+		produceTo(t, brokers, "in", p, fmt.Sprintf("p%d-", p), 1) // one more each: pN-0 again, as a new record
+	}
+	again := newRecorder()
+	consume(t, brokers, "in", "g4", again, 1, count(6), false)
+	got := again.values()
+	slices.Sort(got)
+	want := []string{"p0-0", "p1-0", "p1-2", "p1-3", "p1-4", "p2-0"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the crash the group read %v, want %v", got, want)
+	}
+	var p1 []string
+	for _, m := range again.got {
+		if m.Meta["kafka_partition"] == "1" {
+			p1 = append(p1, string(m.Body))
+		}
+	}
+	if want := []string{"p1-2", "p1-3", "p1-4", "p1-0"}; !slices.Equal(p1, want) {
+		t.Fatalf("partition 1 after the crash = %v, want %v in offset order", p1, want)
+	}
+}
+
+// Member A never commits on its timer; when member B joins, A commits what
+// it acked for the partitions it gives up, so B starts after them.
+func TestSourceCommitsRevokedPartitionsOnRebalance(t *testing.T) {
+	brokers := cluster(t, 4, "in")
+	for p := range int32(4) {
+		produceTo(t, brokers, "in", p, fmt.Sprintf("old-p%d-", p), 3)
+	}
+	a := newRecorder()
+	stopA := start(t, brokers, "in", "g5", a, 1, time.Hour)
+	a.waitFor(t, count(12))
+	b := newRecorder()
+	stopB := start(t, brokers, "in", "g5", b, 1, time.Hour)
+	deadline := time.After(30 * time.Second)
+	for i := 0; len(b.values()) == 0; i++ {
+		for p := range int32(4) {
+			produceTo(t, brokers, "in", p, fmt.Sprintf("new%d-p%d-", i, p), 1)
+		}
+		select {
+		case <-b.sig:
+		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("member B was never assigned a partition")
+		}
+	}
+	if err := errors.Join(stopB(false), stopA(false)); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, v := range b.values() {
+		if strings.HasPrefix(v, "old-") {
+			t.Fatalf("member B read %q, acked and committed by A on revoke; B read %v", v, b.values())
+		}
 	}
 }
