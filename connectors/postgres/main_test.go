@@ -28,7 +28,7 @@ func DSN() string {
 
 // OpenDB connects to the test server, skipping the test when it is unreachable
 // unless PIPE_REQUIRE_SERVICES=1.
-func OpenDB(t *testing.T) *pgxpool.Pool {
+func OpenDB(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -52,7 +52,7 @@ func OpenDB(t *testing.T) *pgxpool.Pool {
 var tableSeq atomic.Int64
 
 // MakeTable creates a uniquely named table from a column list and drops it after the test.
-func MakeTable(t *testing.T, pool *pgxpool.Pool, cols string) string {
+func MakeTable(t testing.TB, pool *pgxpool.Pool, cols string) string {
 	t.Helper()
 	name := fmt.Sprintf("pipe_test_%d_%d", time.Now().UnixNano(), tableSeq.Add(1))
 	Exec(t, pool, "CREATE TABLE "+name+" ("+cols+")")
@@ -62,14 +62,14 @@ func MakeTable(t *testing.T, pool *pgxpool.Pool, cols string) string {
 	return name
 }
 
-func Exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+func Exec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
 
-func QueryInt(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
+func QueryInt(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/pipe-dsl/pipe/pipeline"
 )
 
-func compileColumns(t *testing.T, cols map[string]string) map[string]*expr.Program {
+func compileColumns(t testing.TB, cols map[string]string) map[string]*expr.Program {
 	t.Helper()
 	out := map[string]*expr.Program{}
 	for k, src := range cols {
@@ -151,5 +151,40 @@ func TestSinkNeverOpensMoreThanMaxConns(t *testing.T) {
 	}
 	if st := s.pool.Stat(); st.TotalConns() > 2 || st.EmptyAcquireCount() == 0 {
 		t.Fatalf("after the writes: conns = %d, acquires that waited = %d; want <= 2 and > 0", st.TotalConns(), st.EmptyAcquireCount())
+	}
+}
+
+// Rows per second through the sink: one INSERT per message against one
+// pgx.Batch transaction per 100 messages.
+func BenchmarkSinkWrite(b *testing.B) {
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			pool := OpenDB(b)
+			tbl := MakeTable(b, pool, "id bigint PRIMARY KEY, doc jsonb")
+			cols := compileColumns(b, map[string]string{"id": "msg.id", "doc": "msg"})
+			sk, err := newSink(&sinkConfig{DSN: DSN(), Table: tbl, Columns: cols, MaxConns: 1}, component.Env{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sk.(*sink).Close(context.Background())
+			ctx := context.Background()
+			id := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i += size {
+				ms := make([]*pipeline.Message, 0, size)
+				for range min(size, b.N-i) {
+					id++
+					ms = append(ms, pipeline.NewMessage(fmt.Appendf(nil, `{"id": %d, "name": "x"}`, id), nil))
+				}
+				m := ms[0]
+				if len(ms) > 1 {
+					m = pipeline.NewBatch(ms)
+				}
+				if err := sk.Write(ctx, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }
