@@ -228,7 +228,7 @@ func TestSinkRoundTripWithKeysAndHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := newSink(&sinkConfig{Brokers: brokers, Topic: "out", Key: key}, component.Env{})
+	sk, err := newSink(&sinkConfig{Brokers: brokers, Topic: "out", Key: key, Timeout: 10 * time.Second}, component.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,5 +381,17 @@ func TestSourceCommitsRevokedPartitionsOnRebalance(t *testing.T) {
 		if strings.HasPrefix(v, "old-") {
 			t.Fatalf("member B read %q, acked and committed by A on revoke; B read %v", v, b.values())
 		}
+	}
+}
+
+func TestSinkFailsWhenNoBrokerAcksInTime(t *testing.T) {
+	sk, err := newSink(&sinkConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "out", Timeout: 200 * time.Millisecond}, component.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.(*sink).Close(context.Background())
+	err = sk.Write(context.Background(), pipeline.NewMessage([]byte(`{}`), nil))
+	if err == nil {
+		t.Fatal("Write with no broker succeeded")
 	}
 }

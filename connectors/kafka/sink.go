@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
@@ -18,12 +19,13 @@ type sinkConfig struct {
 	Brokers []string      `pipe:"brokers,required" desc:"Seed brokers, host:port." example:"[127.0.0.1:9092]"`
 	Topic   string        `pipe:"topic,required" desc:"Topic to produce to." example:"orders"`
 	Key     *expr.Program `pipe:"key" desc:"CEL expression for the record key (strings as is, other values as JSON); records with equal keys go to one partition, in order. Unset means no key." example:"string(msg.customer_id)"`
+	Timeout time.Duration `pipe:"delivery_timeout" desc:"How long a record may wait for the brokers' acks, retries included, before Write fails." example:"30s" min:"0.001"`
 }
 
 func init() {
 	component.Register(component.Sink("kafka",
 		"Produces each message (each batch member) as a record and returns once every broker in sync has it (acks=all).",
-		sinkConfig{}, newSink))
+		sinkConfig{Timeout: 30 * time.Second}, newSink))
 }
 
 // sink produces through a client opened on the first Write.
@@ -102,7 +104,8 @@ func (s *sink) client() (*kgo.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cl == nil {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...),
+			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(s.cfg.Timeout))
 		if err != nil {
 			return nil, fmt.Errorf("kafka: %w", err)
 		}
