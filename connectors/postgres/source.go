@@ -45,7 +45,7 @@ type source struct {
 	logger *slog.Logger
 
 	marks   watermark.Tracker[string]
-	wake    chan struct{} // a mark changed or a nack happened
+	wake    chan struct{} // after a nack, every row read is resolved
 	stopped atomic.Bool
 	final   sync.Once
 	conn    *pgxpool.Pool
@@ -244,9 +244,12 @@ func (s *source) resolve(ticket uint64, err error) {
 	} else {
 		s.marks.Ack(ticket)
 	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if s.marks.Failed() && s.marks.Unresolved() == 0 {
+		// Wake Read to rewind; marks are otherwise saved at its next step.
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	if s.stopped.Load() && s.marks.Unresolved() == 0 {
 		s.final.Do(s.finish)
