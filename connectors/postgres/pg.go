@@ -70,11 +70,16 @@ func (e *Error) Retryable() bool {
 // Temporary is Retryable, for callers that test net.Error-style errors.
 func (e *Error) Temporary() bool { return e.Retryable() }
 
-// classify wraps a server error as *Error and leaves others as they are.
+// classify wraps a server error as *Error, and a value pgx cannot encode for
+// its column's type as a permanent error; it leaves others as they are.
 func classify(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && len(pe.Code) == 5 {
 		return &Error{SQLState: pe.Code, Err: err}
+	}
+	// pgx has no error type for this; its message is stable since v5.0.
+	if strings.Contains(err.Error(), "failed to encode args[") {
+		return permanent{fmt.Errorf("value does not fit its column type (not retryable): %w", err)}
 	}
 	return err
 }
@@ -83,6 +88,9 @@ func classify(err error) error {
 type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
+
+// Retryable is false: see [Error.Retryable].
+func (p permanent) Retryable() bool { return false }
 
 // retryable reports whether err may go away on a later attempt: connection
 // errors and retryable server errors do, permanent ones do not.

@@ -188,3 +188,14 @@ func BenchmarkSinkWrite(b *testing.B) {
 		})
 	}
 }
+
+func TestSinkValueOfTheWrongTypeIsNotRetryable(t *testing.T) {
+	pool := OpenDB(t)
+	tbl := MakeTable(t, pool, "id bigint")
+	s := newTestSink(t, sinkConfig{DSN: DSN(), Table: tbl, Columns: compileColumns(t, map[string]string{"id": "msg"}), MaxConns: 1}, "types")
+	err := s.Write(context.Background(), pipeline.NewMessage([]byte(`{"a": 1}`), nil))
+	var r interface{ Retryable() bool }
+	if !errors.As(err, &r) || r.Retryable() {
+		t.Fatalf("Write(object into bigint) = %v, want an error whose Retryable() is false", err)
+	}
+}
