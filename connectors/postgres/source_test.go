@@ -189,3 +189,35 @@ func TestErrorsNeverShowThePassword(t *testing.T) {
 		t.Fatalf("newSink with a malformed DSN = %v; want an error without the password", err)
 	}
 }
+
+// Rows per second from table to sink, pages of 500, cursor saved as it goes.
+func BenchmarkSourceRead(b *testing.B) {
+	pool := OpenDB(b)
+	tbl := MakeTable(b, pool, "id bigint PRIMARY KEY, name text")
+	state := tbl + "_state"
+	b.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+state) })
+	Exec(b, pool, "INSERT INTO "+tbl+" SELECT i, 'n' || i FROM generate_series(1, $1) i", b.N)
+	c := sourceCfg(tbl, state)
+	c.Limit = 500
+	src, err := newSource(&c, component.Env{Pipeline: "pgbench", Node: "src"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := NewRecorder()
+	p := pipeline.New("pgbench")
+	if err := errors.Join(p.AddSource("src", "postgres", src), p.AddSink("rec", "recorder", rec, pipeline.NodeOptions{}), p.Connect("src", "", "rec")); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for range b.N {
+		<-rec.got
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}

@@ -1,6 +1,12 @@
 package watermark
 
-import "testing"
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestMarkAdvancesOnlyOverContiguousAcks(t *testing.T) {
 	var tr Tracker[int]
