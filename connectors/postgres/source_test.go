@@ -221,3 +221,24 @@ func BenchmarkSourceRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+func TestSourceTimestampCursorWithStart(t *testing.T) {
+	pool := OpenDB(t)
+	tbl := MakeTable(t, pool, "id int, at timestamptz PRIMARY KEY")
+	state := tbl + "_state"
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+state) })
+	Exec(t, pool, "INSERT INTO "+tbl+" SELECT i, timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute' FROM generate_series(1, 20) i")
+	c := sourceCfg(tbl, state)
+	c.Query, c.Cursor, c.Start = "SELECT id, at FROM "+tbl, "at", "2026-01-01 00:10:00+00"
+	rec := NewRecorder()
+	runSource(t, c, rec, 10)
+	if got := Field(t, rec.Bodies(), "id"); !slices.Equal(got, Seq(11, 20)) {
+		t.Fatalf("ids = %v, want 11..20 (after start)", got)
+	}
+	Exec(t, pool, "INSERT INTO "+tbl+" VALUES (21, timestamptz '2026-01-01 00:21:00+00')")
+	again := NewRecorder()
+	runSource(t, c, again, 1)
+	if got := Field(t, again.Bodies(), "id"); !slices.Equal(got, []int64{21}) {
+		t.Fatalf("ids after restart = %v, want [21]", got)
+	}
+}
