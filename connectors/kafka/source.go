@@ -102,6 +102,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 		kgo.ConsumeTopics(s.cfg.Topics...),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 		kgo.FetchMaxWait(time.Second),
@@ -147,16 +148,13 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	return nil
 }
 
-// send hands r downstream unless it is stale after a rewind.
+// send hands r downstream unless its partition was revoked since the fetch
+// (the new owner reads it) or it is stale after a rewind.
 func (s *source) send(ctx context.Context, out pipeline.Outlet, r *kgo.Record) error {
 	key := tp{r.Topic, r.Partition}
 	s.mu.Lock()
 	p := s.parts[key]
-	if p == nil {
-		p = &part{committed: -1}
-		s.parts[key] = p
-	}
-	if p.paused || p.marks.Failed() || r.Offset < p.next || (p.exact && r.Offset != p.next) {
+	if p == nil || p.paused || p.marks.Failed() || r.Offset < p.next || (p.exact && r.Offset != p.next) {
 		s.mu.Unlock()
 		return nil
 	}
@@ -251,7 +249,7 @@ func (s *source) commitLoop(ctx context.Context, done <-chan struct{}) {
 			return
 		case <-t.C():
 		}
-		if err := s.commit(ctx, nil); err != nil && ctx.Err() == nil {
+		if err := s.commit(ctx, s.cl, nil); err != nil && ctx.Err() == nil {
 			s.logger.Warn("kafka source: commit failed; will retry", "group", s.cfg.Group, "err", err)
 		}
 		t.Reset(s.cfg.CommitInterval)
@@ -260,7 +258,7 @@ func (s *source) commitLoop(ctx context.Context, done <-chan struct{}) {
 
 // commit commits the watermark of the given partitions (all if nil) where it
 // moved past the last commit.
-func (s *source) commit(ctx context.Context, only map[string][]int32) error {
+func (s *source) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) error {
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	type moved struct {
 		p   *part
@@ -287,7 +285,7 @@ func (s *source) commit(ctx context.Context, only map[string][]int32) error {
 		return nil
 	}
 	var cerr error
-	s.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsgReq, resp *kmsgResp, err error) {
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsgReq, resp *kmsgResp, err error) {
 		cerr = commitErr(resp, err)
 	})
 	if cerr != nil {
@@ -310,10 +308,21 @@ func inList(ps []int32, p int32) bool {
 	return false
 }
 
+// assigned starts tracking partitions given to this member.
+func (s *source) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, parts := range added {
+		for _, p := range parts {
+			s.parts[tp{t, p}] = &part{committed: -1}
+		}
+	}
+}
+
 // revoked commits what is acked in the partitions taken away and forgets
 // them: their records still in flight will be redelivered to the new owner.
-func (s *source) revoked(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
-	if err := s.commit(ctx, lost); err != nil {
+func (s *source) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	if err := s.commit(ctx, cl, lost); err != nil {
 		s.logger.Warn("kafka source: commit on revoke failed; the new owner rereads from the last commit", "group", s.cfg.Group, "err", err)
 	}
 	s.forget(lost)
@@ -344,7 +353,7 @@ func (s *source) stop() {
 func (s *source) finish() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.commit(ctx, nil); err != nil {
+	if err := s.commit(ctx, s.cl, nil); err != nil {
 		s.logger.Error("kafka source: final commit failed; records after the last commit will be read again", "group", s.cfg.Group, "err", err)
 	}
 	s.cl.Close()
