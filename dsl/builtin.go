@@ -4,5 +4,6 @@ package dsl
 import (
 	_ "github.com/pipe-dsl/pipe/connectors"
 	_ "github.com/pipe-dsl/pipe/connectors/nats"
+	_ "github.com/pipe-dsl/pipe/connectors/redis"
 	_ "github.com/pipe-dsl/pipe/stages"
 )
