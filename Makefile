@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test vet validate docs bench fuzz quickstart clean
+.PHONY: all build test vet validate docs bench fuzz quickstart scaleout clean
 
 all: build
 
@@ -42,6 +42,12 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./dsl/ || exit 1; done
 	@for t in $$($(GO) test -list '^Fuzz' ./expr/ | grep ^Fuzz); do \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./expr/ || exit 1; done
+
+# Two and three `pipe run` processes sharing one JetStream durable consumer
+# and one Redis consumer group, one of them killed with SIGKILL: throughput
+# and lost/duplicate counts (needs both servers; SCALEOUT_N sets the size).
+scaleout:
+	$(GO) test -tags scaleout -count=1 -v -timeout 30m ./test/scaleout/
 
 clean:
 	rm -rf bin bench.out

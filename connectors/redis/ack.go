@@ -8,38 +8,69 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// acker batches XACKs: the goroutine that finds no flush running flushes
-// every id queued until none are left, so acks that arrive together share a
-// round trip and a lone ack is sent at once. It starts no goroutine.
+// acker sends XACKs from one goroutine, batching the ids that queue up
+// during a round trip, so acking never blocks a sink worker on the network.
 type acker struct {
 	rdb           *goredis.Client
 	stream, group string
 	logger        *slog.Logger
 
-	mu       sync.Mutex
-	ids      []string
-	flushing bool
+	mu   sync.Mutex
+	ids  []string
+	wake chan struct{} // capacity 1: there are ids
+	stop chan struct{} // closed by close
+	done chan struct{} // closed by run
 }
 
-// ack queues id and returns once it was sent, or handed to the goroutine
-// flushing now.
+func newAcker(rdb *goredis.Client, stream, group string, logger *slog.Logger) *acker {
+	return &acker{
+		rdb: rdb, stream: stream, group: group, logger: logger,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+}
+
+// ack queues id for the next XACK.
 func (a *acker) ack(id string) {
 	a.mu.Lock()
 	a.ids = append(a.ids, id)
-	if a.flushing {
-		a.mu.Unlock()
-		return
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
-	a.flushing = true
-	for len(a.ids) > 0 {
+}
+
+// run sends the queued ids until close; it is the one closer of done.
+func (a *acker) run() {
+	defer close(a.done)
+	for {
+		select {
+		case <-a.wake:
+			a.flush()
+		case <-a.stop:
+			a.flush()
+			return
+		}
+	}
+}
+
+func (a *acker) flush() {
+	for {
+		a.mu.Lock()
 		ids := a.ids
 		a.ids = nil
 		a.mu.Unlock()
+		if len(ids) == 0 {
+			return
+		}
 		if err := a.rdb.XAck(context.Background(), a.stream, a.group, ids...).Err(); err != nil {
 			a.logger.Warn("redis: XACK failed; the entries stay pending and will be claimed again", "entries", len(ids), "err", err)
 		}
-		a.mu.Lock()
 	}
-	a.flushing = false
-	a.mu.Unlock()
+}
+
+// close sends what is queued and waits for run to return.
+func (a *acker) close() {
+	close(a.stop)
+	<-a.done
 }

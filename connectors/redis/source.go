@@ -83,10 +83,15 @@ func newSource(c *sourceConfig, env component.Env) (pipeline.Source, error) {
 
 func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	s.rdb = newClient(s.cfg.Addr, s.cfg.Username, s.cfg.Password, s.cfg.DB, s.cfg.Consumer)
-	s.acks = &acker{rdb: s.rdb, stream: s.cfg.Stream, group: s.cfg.Group, logger: s.logger}
+	s.acks = newAcker(s.rdb, s.cfg.Stream, s.cfg.Group, s.logger)
 	s.slots = make(chan struct{}, s.cfg.MaxPending)
 	s.held = map[string]bool{}
-	s.live = inflight.New(func() { _ = s.rdb.Close() })
+	// The acker outlives Read until the last message is resolved.
+	go s.acks.run()
+	s.live = inflight.New(func() {
+		s.acks.close()
+		_ = s.rdb.Close()
+	})
 	defer s.live.Done()
 
 	claim := s.clock.NewTimer(s.cfg.ClaimInterval)
