@@ -150,24 +150,26 @@ func collect(t *testing.T, c <-chan *pipeline.Message, n int, timeout time.Durat
 	return out
 }
 
-// settled waits until group has no pending entries.
+// settled waits until group has read every entry and has none pending.
 func settled(t *testing.T, rdb *goredis.Client, stream, group string) {
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(10 * time.Second)
 	for {
-		p, err := rdb.XPending(t.Context(), stream, group).Result()
-		switch {
-		case err != nil && !strings.HasPrefix(err.Error(), "NOGROUP"):
+		groups, err := rdb.XInfoGroups(t.Context(), stream).Result()
+		if err != nil {
 			t.Fatal(err)
-		case err == nil && p.Count == 0:
-			return
+		}
+		for _, g := range groups {
+			if g.Name == group && g.Pending == 0 && g.Lag == 0 {
+				return
+			}
 		}
 		select {
 		case <-tick.C:
 		case <-deadline:
-			t.Fatalf("group %s still has pending entries (%v)", group, err)
+			t.Fatalf("group %s has not read and acked every entry: %+v", group, groups)
 		}
 	}
 }
