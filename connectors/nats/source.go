@@ -259,11 +259,15 @@ func (s *source) pause(ctx context.Context) {
 	}
 }
 
+// closeGrace is how long the connection outlives the hard stop, so that
+// the nacks of abandoned messages reach the server.
+const closeGrace = 5 * time.Second
+
 // Close lets the connection live until the messages already read are
-// resolved, and no longer than ctx (the hard stop).
+// resolved, and no longer than closeGrace after ctx (the hard stop) ends.
 func (s *source) Close(ctx context.Context) error {
 	if s.live != nil {
-		s.live.CloseAfter(ctx)
+		s.live.CloseAfter(ctx, closeGrace)
 	}
 	return nil
 }

@@ -4,27 +4,32 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
 // acker sends XACKs from one goroutine, batching the ids that queue up
 // during a round trip, so acking never blocks a sink worker on the network.
+// It also hands entries back at a stop: it marks them idle for min_idle, so
+// the next XAUTOCLAIM of any consumer takes them at once.
 type acker struct {
-	rdb           *goredis.Client
-	stream, group string
-	logger        *slog.Logger
+	rdb                     *goredis.Client
+	stream, group, consumer string
+	minIdle                 time.Duration
+	logger                  *slog.Logger
 
-	mu   sync.Mutex
-	ids  []string
+	mu       sync.Mutex
+	ids      []string
+	released []string
 	wake chan struct{} // capacity 1: there are ids
 	stop chan struct{} // closed by close
 	done chan struct{} // closed by run
 }
 
-func newAcker(rdb *goredis.Client, stream, group string, logger *slog.Logger) *acker {
+func newAcker(rdb *goredis.Client, stream, group, consumer string, minIdle time.Duration, logger *slog.Logger) *acker {
 	return &acker{
-		rdb: rdb, stream: stream, group: group, logger: logger,
+		rdb: rdb, stream: stream, group: group, consumer: consumer, minIdle: minIdle, logger: logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -34,6 +39,18 @@ func (a *acker) ack(id string) {
 	a.mu.Lock()
 	a.ids = append(a.ids, id)
 	a.mu.Unlock()
+	a.signal()
+}
+
+// release queues id to be handed back to the group.
+func (a *acker) release(id string) {
+	a.mu.Lock()
+	a.released = append(a.released, id)
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *acker) signal() {
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -55,16 +72,31 @@ func (a *acker) run() {
 }
 
 func (a *acker) flush() {
+	ctx := context.Background()
 	for {
 		a.mu.Lock()
-		ids := a.ids
-		a.ids = nil
+		ids, released := a.ids, a.released
+		a.ids, a.released = nil, nil
 		a.mu.Unlock()
-		if len(ids) == 0 {
+		if len(ids) == 0 && len(released) == 0 {
 			return
 		}
-		if err := a.rdb.XAck(context.Background(), a.stream, a.group, ids...).Err(); err != nil {
-			a.logger.Warn("redis: XACK failed; the entries stay pending and will be claimed again", "entries", len(ids), "err", err)
+		if len(ids) > 0 {
+			if err := a.rdb.XAck(ctx, a.stream, a.group, ids...).Err(); err != nil {
+				a.logger.Warn("redis: XACK failed; the entries stay pending and will be claimed again", "entries", len(ids), "err", err)
+			}
+		}
+		if len(released) > 0 {
+			// XCLAIM to ourselves with IDLE: no new delivery (JUSTID), but
+			// idle long enough for any consumer's next XAUTOCLAIM.
+			args := []any{"XCLAIM", a.stream, a.group, a.consumer, 0}
+			for _, id := range released {
+				args = append(args, id)
+			}
+			args = append(args, "IDLE", a.minIdle.Milliseconds(), "JUSTID")
+			if err := a.rdb.Do(ctx, args...).Err(); err != nil {
+				a.logger.Warn("redis: handing entries back failed; they are claimed after min_idle", "entries", len(released), "err", err)
+			}
 		}
 	}
 }

@@ -114,11 +114,27 @@ func start(t *testing.T, p *dsl.Compiled) (stop func() error) {
 type recorder struct {
 	C    chan *pipeline.Message
 	Fail func(m *pipeline.Message) error
+	// Hold, if set, makes every write wait for a value on it, or fail
+	// when ctx ends; Entered, if set, gets a value as each write starts.
+	Hold, Entered chan struct{}
 }
 
 func newRecorder() *recorder { return &recorder{C: make(chan *pipeline.Message, 100000)} }
 
-func (r *recorder) Write(_ context.Context, m *pipeline.Message) error {
+func (r *recorder) Write(ctx context.Context, m *pipeline.Message) error {
+	if r.Entered != nil {
+		select {
+		case r.Entered <- struct{}{}:
+		default:
+		}
+	}
+	if r.Hold != nil {
+		select {
+		case <-r.Hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if r.Fail != nil {
 		if err := r.Fail(m); err != nil {
 			return err

@@ -334,3 +334,45 @@ func kill(t *testing.T, rdb *goredis.Client, name string) int {
 	}
 	return n
 }
+
+func TestEntriesAbandonedAtTheDrainDeadlineGoToTheOtherConsumersAtOnce(t *testing.T) {
+	rdb := server(t)
+	in := unique(t, rdb, "in")
+	want := bodies("id", 500)
+	add(t, rdb, in, want)
+	yaml := func(consumer string) string {
+		return fmt.Sprintf(`
+name: stop
+drain_timeout: 100ms
+source:
+  redis_streams: {stream: %q, group: g, consumer: %s, create_group: true, min_idle: 1h, claim_interval: 20ms, block: 50ms}
+sink:
+  drop: {}
+`, in, consumer)
+	}
+	// Given a consumer whose sink hangs, so that the stop hits the drain deadline,
+	first := newRecorder()
+	first.Hold, first.Entered = make(chan struct{}), make(chan struct{}, 1)
+	stop := start(t, compile(t, yaml("first"), map[string]pipeline.Sink{"sink": first}))
+	<-first.Entered
+	var ab *pipeline.AbandonedError
+	if err := stop(); !errors.As(err, &ab) {
+		t.Fatalf("Run = %v, want an AbandonedError", err)
+	}
+	// another consumer claims its entries at once, not after the 1h min_idle.
+	second := newRecorder()
+	stop = start(t, compile(t, yaml("second"), map[string]pipeline.Sink{"sink": second}))
+	var got []string
+	for _, m := range collect(t, second.C, len(want), 10*time.Second) {
+		got = append(got, string(m.Body))
+	}
+	settled(t, rdb, in, "g")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("the second consumer delivered %d messages, want each of the %d once", len(got), len(want))
+	}
+}

@@ -83,7 +83,7 @@ func newSource(c *sourceConfig, env component.Env) (pipeline.Source, error) {
 
 func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	s.rdb = newClient(s.cfg.Addr, s.cfg.Username, s.cfg.Password, s.cfg.DB, s.cfg.Consumer)
-	s.acks = newAcker(s.rdb, s.cfg.Stream, s.cfg.Group, s.logger)
+	s.acks = newAcker(s.rdb, s.cfg.Stream, s.cfg.Group, s.cfg.Consumer, s.cfg.MinIdle, s.logger)
 	s.slots = make(chan struct{}, s.cfg.MaxPending)
 	s.held = map[string]bool{}
 	// The acker outlives Read until the last message is resolved.
@@ -309,7 +309,7 @@ func (s *source) handle(ctx context.Context, out pipeline.Outlet, x goredis.XMes
 }
 
 // ack XACKs a delivered entry; a nacked one stays pending until claimed
-// after min_idle. poison entries, which the source dead-lettered itself, are
+// after min_idle, except at a stop, when it is handed back at once. poison entries, which the source dead-lettered itself, are
 // XACKed either way: read again they would fail again.
 func (s *source) ack(id string, poison bool) pipeline.AckFunc {
 	return func(err error) {
@@ -319,6 +319,8 @@ func (s *source) ack(id string, poison bool) pipeline.AckFunc {
 		case poison:
 			s.logger.Warn("redis: acking an entry the dead-letter path did not take", "id", id, "err", err)
 			s.acks.ack(id)
+		case errors.Is(err, pipeline.ErrAbandoned) || errors.Is(err, context.Canceled):
+			s.acks.release(id) // stopping: let another consumer take it now
 		}
 		s.mu.Lock()
 		delete(s.held, id)
@@ -338,11 +340,15 @@ func (s *source) pause(ctx context.Context) {
 	}
 }
 
+// closeGrace is how long the connection outlives the hard stop, so that
+// abandoned entries are handed back.
+const closeGrace = 5 * time.Second
+
 // Close lets the connection live until the entries already read are
-// resolved, and no longer than ctx (the hard stop).
+// resolved, and no longer than closeGrace after ctx (the hard stop) ends.
 func (s *source) Close(ctx context.Context) error {
 	if s.live != nil {
-		s.live.CloseAfter(ctx)
+		s.live.CloseAfter(ctx, closeGrace)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Tracker counts a source's unresolved messages plus one for the reader
@@ -45,8 +46,11 @@ func (t *Tracker) Len() int64 { return t.n.Load() }
 // connection closed and fail; the broker redelivers those messages.
 func (t *Tracker) Close() { t.once.Do(t.close) }
 
-// CloseAfter closes the tracker when ctx ends, for a source's Close(hard):
-// the runtime cancels the hard context when Run returns at the latest.
-func (t *Tracker) CloseAfter(ctx context.Context) {
-	context.AfterFunc(ctx, t.Close)
+// CloseAfter closes the tracker grace after ctx ends, for a source's
+// Close(hard): the runtime cancels the hard context at the hard stop (then
+// nacks what it abandoned, which the connection should still carry) and
+// when Run returns, when every message is resolved. grace bounds how long a
+// message that is never resolved keeps the connection open.
+func (t *Tracker) CloseAfter(ctx context.Context, grace time.Duration) {
+	context.AfterFunc(ctx, func() { time.AfterFunc(grace, t.Close) })
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -56,7 +57,7 @@ func TestTheHardStopClosesWithMessagesUnresolved(t *testing.T) {
 	tr.Add()
 	tr.Done()
 	ctx, cancel := context.WithCancel(context.Background())
-	tr.CloseAfter(ctx)
+	tr.CloseAfter(ctx, time.Millisecond)
 	cancel()
 	<-done
 	tr.Done() // a late ack finds it closed; close does not run again
