@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,6 +229,36 @@ dead_letter:
 	dl := envelope(t, collect(t, dlq.C, 1, 10*time.Second)[0])
 	if dl.Reason != pipeline.ReasonRetries || dl.Stage != "source" || dl.Meta["nats_delivered"] != "3" {
 		t.Errorf("dead letter = %+v, want reason retries_exhausted from the source on the third delivery", dl)
+	}
+	settled(t, js, in, "pipe")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestABodyOverMaxBytesIsDeadLetteredAndAcked(t *testing.T) {
+	js := server(t)
+	in := unique(t)
+	newStream(t, js, in)
+	big := strings.Repeat("x", 2048)
+	publish(t, js, in+".a", []string{"small", big})
+	rec, dlq := newRecorder(), newRecorder()
+	p := compile(t, fmt.Sprintf(`
+name: maxbytes
+source:
+  nats_jetstream: {stream: %s, durable: pipe, create: true, max_bytes: 1KiB}
+sink:
+  drop: {}
+dead_letter:
+  drop: {}
+`, in), map[string]pipeline.Sink{"sink": rec, "dead_letter": dlq})
+	stop := start(t, p)
+	if m := collect(t, rec.C, 1, 10*time.Second)[0]; string(m.Body) != "small" {
+		t.Errorf("delivered %q, want small", m.Body)
+	}
+	dl := envelope(t, collect(t, dlq.C, 1, 10*time.Second)[0])
+	if dl.Reason != pipeline.ReasonInvalidPayload || dl.PayloadText != big || dl.Meta["nats_stream_seq"] != "2" {
+		t.Errorf("dead letter reason %q, meta %v: want invalid_payload for the big message", dl.Reason, dl.Meta)
 	}
 	settled(t, js, in, "pipe")
 	if err := stop(); err != nil {
