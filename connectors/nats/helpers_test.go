@@ -25,7 +25,7 @@ const natsAddr = "127.0.0.1:4222"
 
 // server returns a JetStream client of the test server; the test skips when
 // it is unreachable, or fails with PIPE_REQUIRE_SERVICES=1.
-func server(t *testing.T) jetstream.JetStream {
+func server(t testing.TB) jetstream.JetStream {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", natsAddr, time.Second)
 	if err != nil {
@@ -47,7 +47,7 @@ func server(t *testing.T) jetstream.JetStream {
 	return js
 }
 
-func unavailable(t *testing.T, err error) {
+func unavailable(t testing.TB, err error) {
 	t.Helper()
 	if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
 		t.Fatalf("NATS JetStream on %s is required (PIPE_REQUIRE_SERVICES=1): %v", natsAddr, err)
@@ -56,13 +56,13 @@ func unavailable(t *testing.T, err error) {
 }
 
 // unique returns a stream name unique to this test run.
-func unique(t *testing.T) string {
+func unique(t testing.TB) string {
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	return fmt.Sprintf("%s_%d", name, time.Now().UnixNano())
 }
 
 // newStream creates a stream capturing name.> and deletes it after the test.
-func newStream(t *testing.T, js jetstream.JetStream, name string) {
+func newStream(t testing.TB, js jetstream.JetStream, name string) {
 	t.Helper()
 	_, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.MemoryStorage})
 	if err != nil {
@@ -72,7 +72,7 @@ func newStream(t *testing.T, js jetstream.JetStream, name string) {
 }
 
 // publish stores bodies on subject and waits for every ack.
-func publish(t *testing.T, js jetstream.JetStream, subject string, bodies []string) {
+func publish(t testing.TB, js jetstream.JetStream, subject string, bodies []string) {
 	t.Helper()
 	futures := make([]jetstream.PubAckFuture, len(bodies))
 	for i, b := range bodies {
@@ -103,7 +103,7 @@ func bodies(prefix string, n int) []string {
 
 // compile builds a pipeline from YAML, replacing the sinks named in sinks
 // (the dead-letter sink by "dead_letter").
-func compile(t *testing.T, src string, sinks map[string]pipeline.Sink) *dsl.Compiled {
+func compile(t testing.TB, src string, sinks map[string]pipeline.Sink) *dsl.Compiled {
 	t.Helper()
 	c, err := dsl.Parse(t.Name()+".yaml", []byte(src), nil)
 	if err != nil {
@@ -124,7 +124,7 @@ func compile(t *testing.T, src string, sinks map[string]pipeline.Sink) *dsl.Comp
 }
 
 // start runs p until the returned stop is called; stop returns Run's error.
-func start(t *testing.T, p *dsl.Compiled) (stop func() error) {
+func start(t testing.TB, p *dsl.Compiled) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -187,7 +187,7 @@ func (r *recorder) Write(ctx context.Context, m *pipeline.Message) error {
 }
 
 // collect receives n messages from c, failing the test after timeout.
-func collect(t *testing.T, c <-chan *pipeline.Message, n int, timeout time.Duration) []*pipeline.Message {
+func collect(t testing.TB, c <-chan *pipeline.Message, n int, timeout time.Duration) []*pipeline.Message {
 	t.Helper()
 	out := make([]*pipeline.Message, 0, n)
 	deadline := time.After(timeout)
@@ -203,7 +203,7 @@ func collect(t *testing.T, c <-chan *pipeline.Message, n int, timeout time.Durat
 }
 
 // settled waits until the consumer has nothing pending or unacked.
-func settled(t *testing.T, js jetstream.JetStream, stream, durable string) *jetstream.ConsumerInfo {
+func settled(t testing.TB, js jetstream.JetStream, stream, durable string) *jetstream.ConsumerInfo {
 	t.Helper()
 	c, err := js.Consumer(t.Context(), stream, durable)
 	if err != nil {

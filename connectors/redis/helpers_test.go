@@ -24,7 +24,7 @@ const redisAddr = "127.0.0.1:6379"
 
 // server returns a client of the test server; the test skips when it is
 // unreachable, or fails with PIPE_REQUIRE_SERVICES=1.
-func server(t *testing.T) *goredis.Client {
+func server(t testing.TB) *goredis.Client {
 	t.Helper()
 	rdb := goredis.NewClient(&goredis.Options{Addr: redisAddr})
 	t.Cleanup(func() { rdb.Close() })
@@ -40,7 +40,7 @@ func server(t *testing.T) *goredis.Client {
 }
 
 // unique returns a key unique to this test run, deleted after the test.
-func unique(t *testing.T, rdb *goredis.Client, suffix string) string {
+func unique(t testing.TB, rdb *goredis.Client, suffix string) string {
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	key := fmt.Sprintf("pipe-test:%s:%d:%s", name, time.Now().UnixNano(), suffix)
 	t.Cleanup(func() { rdb.Del(context.Background(), key) })
@@ -48,7 +48,7 @@ func unique(t *testing.T, rdb *goredis.Client, suffix string) string {
 }
 
 // add appends bodies to stream as field body, with extra fields.
-func add(t *testing.T, rdb *goredis.Client, stream string, bodies []string, extra ...string) {
+func add(t testing.TB, rdb *goredis.Client, stream string, bodies []string, extra ...string) {
 	t.Helper()
 	_, err := rdb.Pipelined(t.Context(), func(p goredis.Pipeliner) error {
 		for _, b := range bodies {
@@ -71,7 +71,7 @@ func bodies(prefix string, n int) []string {
 
 // compile builds a pipeline from YAML, replacing the sinks named in sinks
 // (the dead-letter sink by "dead_letter").
-func compile(t *testing.T, src string, sinks map[string]pipeline.Sink) *dsl.Compiled {
+func compile(t testing.TB, src string, sinks map[string]pipeline.Sink) *dsl.Compiled {
 	t.Helper()
 	c, err := dsl.Parse(t.Name()+".yaml", []byte(src), nil)
 	if err != nil {
@@ -88,7 +88,7 @@ func compile(t *testing.T, src string, sinks map[string]pipeline.Sink) *dsl.Comp
 }
 
 // start runs p until the returned stop is called; stop returns Run's error.
-func start(t *testing.T, p *dsl.Compiled) (stop func() error) {
+func start(t testing.TB, p *dsl.Compiled) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -151,7 +151,7 @@ func (r *recorder) Write(ctx context.Context, m *pipeline.Message) error {
 }
 
 // collect receives n messages from c, failing the test after timeout.
-func collect(t *testing.T, c <-chan *pipeline.Message, n int, timeout time.Duration) []*pipeline.Message {
+func collect(t testing.TB, c <-chan *pipeline.Message, n int, timeout time.Duration) []*pipeline.Message {
 	t.Helper()
 	out := make([]*pipeline.Message, 0, n)
 	deadline := time.After(timeout)
@@ -167,7 +167,7 @@ func collect(t *testing.T, c <-chan *pipeline.Message, n int, timeout time.Durat
 }
 
 // settled waits until group has read every entry and has none pending.
-func settled(t *testing.T, rdb *goredis.Client, stream, group string) {
+func settled(t testing.TB, rdb *goredis.Client, stream, group string) {
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -190,7 +190,7 @@ func settled(t *testing.T, rdb *goredis.Client, stream, group string) {
 	}
 }
 
-func envelope(t *testing.T, m *pipeline.Message) pipeline.DeadLetter {
+func envelope(t testing.TB, m *pipeline.Message) pipeline.DeadLetter {
 	t.Helper()
 	var d pipeline.DeadLetter
 	if err := json.Unmarshal(m.Body, &d); err != nil {
