@@ -266,6 +266,38 @@ dead_letter:
 	}
 }
 
+func TestAFilteredConsumerGetsOnlyItsSubject(t *testing.T) {
+	js := server(t)
+	in := unique(t)
+	newStream(t, js, in)
+	publish(t, js, in+".eu", []string{"eu1", "eu2"})
+	publish(t, js, in+".us", []string{"us1"})
+	publish(t, js, in+".eu", []string{"eu3"})
+	rec := newRecorder()
+	p := compile(t, fmt.Sprintf(`
+name: filter
+source:
+  nats_jetstream: {stream: %s, durable: eu, create: true, filter_subject: %s.eu}
+sink:
+  drop: {}
+`, in, in), map[string]pipeline.Sink{"sink": rec})
+	stop := start(t, p)
+	var got []string
+	for _, m := range collect(t, rec.C, 3, 10*time.Second) {
+		got = append(got, string(m.Body))
+	}
+	settled(t, js, in, "eu")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"eu1", "eu2", "eu3"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v in stream order", got, want)
+	}
+	if len(rec.C) != 0 {
+		t.Errorf("%d more messages: the filter let others through", len(rec.C))
+	}
+}
+
 func TestTheSourceBindsToAnExistingConsumer(t *testing.T) {
 	js := server(t)
 	in := unique(t)
