@@ -47,6 +47,14 @@ sink:
 	if !slices.Equal(got, want) {
 		t.Fatalf("output differs from input: %d vs %d entries", len(got), len(want))
 	}
+	// A consumer that stopped with nothing pending has left the group.
+	consumers, err := rdb.XInfoConsumers(t.Context(), in, "g").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(consumers) != 0 {
+		t.Errorf("consumers after a clean stop = %+v, want none", consumers)
+	}
 }
 
 func TestFieldsBecomeMeta(t *testing.T) {

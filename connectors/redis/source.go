@@ -90,6 +90,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	go s.acks.run()
 	s.live = inflight.New(func() {
 		s.acks.close()
+		s.leave()
 		_ = s.rdb.Close()
 	})
 	defer s.live.Done()
@@ -328,6 +329,22 @@ func (s *source) ack(id string, poison bool) pipeline.AckFunc {
 		<-s.slots
 		s.live.Done()
 	}
+}
+
+// leave removes this consumer from the group if it has nothing pending, so
+// that processes named hostname-pid do not pile up in XINFO CONSUMERS.
+// With entries pending it stays: deleting it would drop them.
+func (s *source) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pend, err := s.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
+		Stream: s.cfg.Stream, Group: s.cfg.Group, Consumer: s.cfg.Consumer,
+		Start: "-", End: "+", Count: 1,
+	}).Result()
+	if err != nil || len(pend) > 0 {
+		return
+	}
+	_ = s.rdb.XGroupDelConsumer(ctx, s.cfg.Stream, s.cfg.Group, s.cfg.Consumer).Err()
 }
 
 // pause waits a second between retries, or until ctx ends.
