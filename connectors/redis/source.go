@@ -248,7 +248,7 @@ func (s *source) redeliver(ctx context.Context, out pipeline.Outlet, msgs []gore
 	for _, p := range pend {
 		count[p.ID] = p.RetryCount
 	}
-	for _, x := range msgs {
+	for i, x := range msgs {
 		s.mu.Lock()
 		held := s.held[x.ID]
 		s.mu.Unlock()
@@ -258,6 +258,13 @@ func (s *source) redeliver(ctx context.Context, out pipeline.Outlet, msgs []gore
 		select {
 		case s.slots <- struct{}{}:
 		case <-ctx.Done():
+			s.mu.Lock()
+			for _, rest := range msgs[i:] {
+				if !s.held[rest.ID] {
+					s.acks.release(rest.ID) // claimed, but we are stopping
+				}
+			}
+			s.mu.Unlock()
 			return nil
 		}
 		s.handle(ctx, out, x, count[x.ID])
