@@ -3,5 +3,6 @@ package dsl
 // The built-in kinds register themselves into component.Default.
 import (
 	_ "github.com/pipe-dsl/pipe/connectors"
+	_ "github.com/pipe-dsl/pipe/connectors/httpserver"
 	_ "github.com/pipe-dsl/pipe/stages"
 )
