@@ -5,5 +5,6 @@ import (
 	_ "github.com/pipe-dsl/pipe/connectors"
 	_ "github.com/pipe-dsl/pipe/connectors/amqp"
 	_ "github.com/pipe-dsl/pipe/connectors/httpserver"
+	_ "github.com/pipe-dsl/pipe/connectors/mqtt"
 	_ "github.com/pipe-dsl/pipe/stages"
 )

@@ -121,7 +121,7 @@ func TestSourceAcksEveryDeliveredMessage(t *testing.T) {
 	b.publish(q, want, amqp091.Table{"traceparent": tp, "attempt": int32(3)})
 	sink := newCollector(len(want))
 	stop := run(t, testSource(t, q), sink, nil)
-	<-sink.full
+	waitFor(t, sink.full, "every message at the sink")
 	stop()
 	if got := sink.delivered(); !slices.Equal(got, sorted(want)) {
 		t.Fatalf("delivered %d messages, want the %d published", len(got), len(want))
@@ -147,7 +147,7 @@ func TestSourceMessageFailedBySinkIsRedelivered(t *testing.T) {
 		return nil
 	}
 	stop := run(t, testSource(t, q), sink, nil) // no dead-letter sink: b is nacked
-	<-sink.full
+	waitFor(t, sink.full, "every message at the sink")
 	stop()
 	if sink.seen["b"] != 2 {
 		t.Errorf("b was written %d times, want 2 (failed, then redelivered)", sink.seen["b"])
@@ -173,8 +173,8 @@ func TestSourcePoisonMessageIsDeadLetteredNotRedelivered(t *testing.T) {
 	}
 	dlq := &pipelinetest.Sink{Entered: make(chan struct{}, 8)}
 	stop := run(t, testSource(t, q), sink, dlq)
-	<-sink.full
-	<-dlq.Entered
+	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, dlq.Entered, "the dead letter")
 	stop()
 	if sink.seen["poison"] != 1 {
 		t.Errorf("poison was tried %d times, want 1", sink.seen["poison"])
@@ -210,7 +210,7 @@ func TestSourceReconnectsAfterConnectionDropLosingNothing(t *testing.T) {
 		return nil
 	}
 	stop := run(t, src, sink, nil)
-	<-sink.full
+	waitFor(t, sink.full, "every message at the sink")
 	stop()
 	mu.Lock()
 	dials := len(conns)
@@ -233,5 +233,15 @@ func TestSourceMissingQueueEndsRead(t *testing.T) {
 	var ae *amqp091.Error
 	if !errors.As(err, &ae) || ae.Code != amqp091.NotFound {
 		t.Fatalf("Read = %v, want a NOT_FOUND error", err)
+	}
+}
+
+// waitFor fails the test if ch yields nothing within 30s.
+func waitFor[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
