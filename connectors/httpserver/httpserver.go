@@ -86,6 +86,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	}
 	s.addr = ln.Addr()
 	close(s.ready)
+	s.logger.Info("listening", "address", s.addr.String(), "path", s.cfg.Path)
 	mux := http.NewServeMux()
 	mux.Handle(s.cfg.Path, &handler{s: s, ctx: ctx, out: out})
 	srv := &http.Server{
