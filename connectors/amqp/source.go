@@ -74,7 +74,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	policy := backoff.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: s.cfg.Reconnect, Jitter: backoff.EqualJitter}
 	for failures := 0; ; {
 		consumed, err := s.consume(ctx, out)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errStopped) {
 			return nil
 		}
 		if permanent(err) {
@@ -123,16 +123,20 @@ func (s *source) consume(ctx context.Context, out pipeline.Outlet) (bool, error)
 		inflight sync.WaitGroup
 		got      bool
 	)
+	// stop cancels the consumer and leaves the connection open until the
+	// last delivery in flight is acked. Deliveries sent ahead and not yet
+	// read are requeued when it closes.
+	stop := func() {
+		_ = ch.Cancel(s.cfg.Consumer, false)
+		s.bg.Go(func() {
+			inflight.Wait()
+			conn.Close()
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			// Stop deliveries; those sent ahead and not yet read are
-			// requeued when the connection closes, after the last ack.
-			_ = ch.Cancel(s.cfg.Consumer, false)
-			s.bg.Go(func() {
-				inflight.Wait()
-				conn.Close()
-			})
+			stop()
 			return got, nil
 		case err := <-lost:
 			if err == nil {
@@ -153,11 +157,16 @@ func (s *source) consume(ctx context.Context, out pipeline.Outlet) (bool, error)
 			m.Meta = deliveryMeta(&d)
 			m.Created = s.clock.Now()
 			if out.Send(ctx, m) != nil {
-				continue // nacked by Send; ctx is done
+				// The pipeline is stopping (Send nacked m).
+				stop()
+				return got, errStopped
 			}
 		}
 	}
 }
+
+// errStopped ends a connection when the pipeline no longer accepts messages.
+var errStopped = errors.New("pipeline stopped")
 
 // acker acks d on success and requeues it otherwise. An ack on a lost
 // connection fails harmlessly: the broker requeues d itself.

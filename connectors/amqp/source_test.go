@@ -245,3 +245,35 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+func TestSourceHardStopRequeuesWhatWasInFlight(t *testing.T) {
+	b := needBroker(t)
+	q := b.queue("kill")
+	b.publish(q, []string{"a", "b", "c"}, nil)
+	src := testSource(t, q)
+	sink := &pipelinetest.Sink{Gate: make(chan struct{}), Entered: make(chan struct{}, 3)}
+	p := pipeline.New("t")
+	if err := p.AddSource("in", "amqp", src); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddSink("out", "test", sink, pipeline.NodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Connect("in", "", "out"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, sink.Entered, "the first write")
+	cancel() // soft stop: the sink is stuck, so it cannot finish
+	p.Kill() // hard stop: abandon what is in flight
+	err := <-done
+	if _, ok := errors.AsType[*pipeline.AbandonedError](err); !ok {
+		t.Fatalf("Run = %v, want an *AbandonedError", err)
+	}
+	src.bg.Wait()
+	if n := b.depth(q); n != 3 {
+		t.Fatalf("queue holds %d messages after the hard stop, want all 3 back", n)
+	}
+}

@@ -62,6 +62,10 @@ type source struct {
 	addr  net.Addr
 	// draining is closed when Read stops accepting requests.
 	draining chan struct{}
+	// stopped is closed (once, via stopOnce) when a Send fails although
+	// neither the request nor the soft stop ended: the pipeline's hard stop.
+	stopped  chan struct{}
+	stopOnce sync.Once
 	// connState, if set, is the server's ConnState hook (tests).
 	connState func(net.Conn, http.ConnState)
 }
@@ -73,7 +77,7 @@ func newSource(c *config, env component.Env) (pipeline.Source, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &source{cfg: *c, logger: logger.With("source", "http_server", "node", env.Node), ready: make(chan struct{}), draining: make(chan struct{})}, nil
+	return &source{cfg: *c, logger: logger.With("source", "http_server", "node", env.Node), ready: make(chan struct{}), draining: make(chan struct{}), stopped: make(chan struct{})}, nil
 }
 
 // Read serves until ctx is cancelled. Then new requests are answered 503
@@ -104,6 +108,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	case err := <-serveErr:
 		return fmt.Errorf("http_server: %w", err)
 	case <-ctx.Done():
+	case <-s.stopped:
 	}
 	close(s.draining)
 	// Shutdown waits for the handlers, which wait for acks that come only
@@ -170,7 +175,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(res.err, errBackpressure):
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "pipeline is full, retry later", http.StatusTooManyRequests)
-	case h.ctx.Err() != nil || errors.Is(res.err, pipeline.ErrAbandoned):
+	case h.ctx.Err() != nil || errors.Is(res.err, pipeline.ErrAbandoned) || errors.Is(res.err, errHardStop):
 		unavailable(w)
 	case r.Context().Err() != nil:
 		// The client is gone; nobody reads the answer.
@@ -241,10 +246,18 @@ func (h *handler) sendOne(reqCtx context.Context, m *pipeline.Message) error {
 		if c := context.Cause(ctx); errors.Is(c, errBackpressure) {
 			return c
 		}
+		if ctx.Err() == nil {
+			h.s.stopOnce.Do(func() { close(h.s.stopped) })
+			return errHardStop
+		}
 		return err
 	}
 	return nil
 }
+
+// errHardStop is the error of a send refused by a pipeline that is
+// abandoning its messages.
+var errHardStop = errors.New("pipeline stopped")
 
 // stopping answers 503 if the source is draining.
 func (h *handler) stopping(w http.ResponseWriter) bool {

@@ -337,3 +337,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// refusing is an Outlet whose pipeline is at its hard stop: Send nacks.
+type refusing struct{}
+
+func (refusing) Send(_ context.Context, m *pipeline.Message) error {
+	m.Nack(context.Canceled)
+	return context.Canceled
+}
+func (r refusing) SendTo(ctx context.Context, _ string, m *pipeline.Message) error {
+	return r.Send(ctx, m)
+}
+func (refusing) Fail(context.Context, *pipeline.Message, error) {}
+func (refusing) Drop(*pipeline.Message, string)                 {}
+
+func TestHardStopAnswers503AndEndsRead(t *testing.T) {
+	cfg := defaults()
+	cfg.Address = "127.0.0.1:0"
+	s, err := newSource(&cfg, component.Env{Logger: slog.New(slog.DiscardHandler)})
+	must(t, err)
+	src := s.(*source)
+	done := make(chan error, 1)
+	go func() { done <- src.Read(context.Background(), refusing{}) }()
+	<-src.ready
+	code, _, err := send("http://"+src.addr.String(), "x")
+	must(t, err)
+	http.DefaultClient.CloseIdleConnections()
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("POST at the hard stop = %d, want 503", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Read = %v, want nil", err)
+	}
+}

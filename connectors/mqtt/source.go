@@ -138,17 +138,22 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 		return fmt.Errorf("mqtt %s: %w", s.broker.Host, err)
 	}
 	var inflight sync.WaitGroup
+	// stop leaves the connection up until the messages in flight are
+	// resolved and their PUBACKs sent.
+	stop := func() {
+		s.bg.Go(func() {
+			defer cancelConn()
+			inflight.Wait()
+			s.awaitFlush(cm)
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = cm.Disconnect(dctx)
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			s.bg.Go(func() {
-				defer cancelConn()
-				inflight.Wait()
-				s.awaitFlush(cm)
-				dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = cm.Disconnect(dctx)
-			})
+			stop()
 			return nil
 		case err := <-subErr:
 			_ = cm.Disconnect(context.Background())
@@ -160,7 +165,9 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 			m.Meta = publishMeta(pr.Packet)
 			m.Created = s.clock.Now()
 			if out.Send(ctx, m) != nil {
-				continue // nacked by Send; ctx is done
+				// The pipeline is stopping (Send nacked m).
+				stop()
+				return nil
 			}
 		}
 	}
