@@ -20,14 +20,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // broker is a plain client connection for producing and inspecting test
 // queues.
 type broker struct {
-	t    *testing.T
+	t    testing.TB
 	conn *amqp091.Connection
 	ch   *amqp091.Channel
 }
 
 // needBroker connects to the local RabbitMQ, or skips the test when it is
 // unreachable (fails instead with PIPE_REQUIRE_SERVICES=1).
-func needBroker(t *testing.T) *broker {
+func needBroker(t testing.TB) *broker {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", "127.0.0.1:5672", 2*time.Second)
 	if err == nil {

@@ -22,7 +22,7 @@ const brokerAddr = "127.0.0.1:1883"
 
 // needBroker skips the test when Mosquitto is unreachable (fails instead
 // with PIPE_REQUIRE_SERVICES=1).
-func needBroker(t *testing.T) {
+func needBroker(t testing.TB) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", brokerAddr, 2*time.Second)
 	if err != nil {
@@ -48,7 +48,7 @@ type client struct {
 }
 
 // connect opens a client; with expiry > 0 its session outlives it.
-func connect(t *testing.T, id string, clean bool, expiry uint32) *client {
+func connect(t testing.TB, id string, clean bool, expiry uint32) *client {
 	t.Helper()
 	conn, err := net.Dial("tcp", brokerAddr)
 	if err != nil {
@@ -83,14 +83,14 @@ func (c *client) close() {
 	})
 }
 
-func (c *client) subscribe(t *testing.T, topic string) {
+func (c *client) subscribe(t testing.TB, topic string) {
 	t.Helper()
 	if _, err := c.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (c *client) publish(t *testing.T, topic string, bodies []string, props map[string]string) {
+func (c *client) publish(t testing.TB, topic string, bodies []string, props map[string]string) {
 	t.Helper()
 	for _, b := range bodies {
 		p := &paho.Publish{QoS: 1, Topic: topic, Payload: []byte(b), Properties: &paho.PublishProperties{}}
@@ -104,7 +104,7 @@ func (c *client) publish(t *testing.T, topic string, bodies []string, props map[
 }
 
 // receive returns the next n messages, failing after a minute.
-func (c *client) receive(t *testing.T, n int) []*paho.Publish {
+func (c *client) receive(t testing.TB, n int) []*paho.Publish {
 	t.Helper()
 	timeout := time.NewTimer(time.Minute)
 	defer timeout.Stop()
@@ -122,7 +122,7 @@ func (c *client) receive(t *testing.T, n int) []*paho.Publish {
 
 // session creates a persistent session subscribed to topic, so messages
 // published while nobody is connected wait for the source.
-func session(t *testing.T, id, topic string) {
+func session(t testing.TB, id, topic string) {
 	t.Helper()
 	c := connect(t, id, true, 600)
 	c.subscribe(t, topic)
@@ -131,7 +131,7 @@ func session(t *testing.T, id, topic string) {
 
 // assertSessionEmpty resumes the session id and checks that the first
 // message it gets is a fresh marker: nothing unacked was left behind.
-func assertSessionEmpty(t *testing.T, id, topic string) {
+func assertSessionEmpty(t testing.TB, id, topic string) {
 	t.Helper()
 	c := connect(t, id, false, 600)
 	pub := connect(t, unique("marker"), true, 0)
