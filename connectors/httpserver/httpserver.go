@@ -23,7 +23,7 @@ import (
 
 type config struct {
 	Address           string         `pipe:"address" desc:"host:port to listen on." example:"127.0.0.1:8080"`
-	Path              string         `pipe:"path" desc:"URL path that accepts POST requests; other paths answer 404." example:"/ingest"`
+	Path              string         `pipe:"path" desc:"URL path that accepts POST requests; a path ending in / also accepts the paths under it. Others answer 404." example:"/ingest"`
 	Framing           string         `pipe:"framing" desc:"single: the body is one message; ndjson: each non-blank line is one message." enum:"single,ndjson" example:"ndjson"`
 	MaxBody           component.Size `pipe:"max_body" desc:"Largest accepted request body; larger ones are answered 413." example:"1MiB" min:"1"`
 	Token             string         `pipe:"token,secret" desc:"If set, requests must carry Authorization: Bearer <token>; others are answered 401." example:"${INGEST_TOKEN}"`
@@ -73,6 +73,9 @@ type source struct {
 var _ pipeline.Source = (*source)(nil)
 
 func newSource(c *config, env component.Env) (pipeline.Source, error) {
+	if !strings.HasPrefix(c.Path, "/") {
+		return nil, errors.New("path must start with /")
+	}
 	logger := env.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -91,10 +94,8 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	s.addr = ln.Addr()
 	close(s.ready)
 	s.logger.Info("listening", "address", s.addr.String(), "path", s.cfg.Path)
-	mux := http.NewServeMux()
-	mux.Handle(s.cfg.Path, &handler{s: s, ctx: ctx, out: out})
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           &handler{s: s, ctx: ctx, out: out},
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
@@ -131,6 +132,10 @@ var errBackpressure = errors.New("pipeline full")
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := &h.s.cfg
+	if p := r.URL.Path; p != cfg.Path && !(strings.HasSuffix(cfg.Path, "/") && strings.HasPrefix(p, cfg.Path)) {
+		http.NotFound(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

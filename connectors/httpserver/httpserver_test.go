@@ -316,8 +316,24 @@ func TestOnlyPostOnThePath(t *testing.T) {
 	if code, _ := post(t, s.url+"/other", "x"); code != http.StatusNotFound {
 		t.Errorf("POST /other = %d, want 404", code)
 	}
+	if code, _ := post(t, s.url+"/in/sub", "x"); code != http.StatusNotFound {
+		t.Errorf("POST /in/sub = %d, want 404", code)
+	}
 	if code, _ := post(t, s.url+"/in", ""); code != http.StatusBadRequest {
 		t.Errorf("POST empty = %d, want 400", code)
+	}
+}
+
+func TestPathEndingInSlashAcceptsSubpaths(t *testing.T) {
+	s := start(t, func(c *config) { c.Path = "/hooks/" }, opts{})
+	if code, _ := post(t, s.url+"/hooks/github", "x"); code != http.StatusOK {
+		t.Errorf("POST /hooks/github = %d, want 200", code)
+	}
+	if code, _ := post(t, s.url+"/other", "x"); code != http.StatusNotFound {
+		t.Errorf("POST /other = %d, want 404", code)
+	}
+	if _, err := newSource(&config{Path: "hooks"}, component.Env{}); err == nil {
+		t.Error("newSource(path: hooks) = nil error, want one")
 	}
 }
 
