@@ -34,6 +34,7 @@ type sink struct {
 	cfg   sinkConfig
 	where string
 	key   string
+	name  string // the connection name
 
 	mu   sync.Mutex
 	conn *amqp091.Connection
@@ -47,7 +48,7 @@ var (
 	_ pipeline.Closer = (*sink)(nil)
 )
 
-func newSink(c *sinkConfig, _ component.Env) (pipeline.Sink, error) {
+func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
 	where, err := redact(c.URL)
 	if err != nil {
 		return nil, err
@@ -62,7 +63,7 @@ func newSink(c *sinkConfig, _ component.Env) (pipeline.Sink, error) {
 	if c.Declare && c.Queue == "" {
 		return nil, errors.New("declare needs queue")
 	}
-	return &sink{cfg: *c, where: where, key: key}, nil
+	return &sink{cfg: *c, where: where, key: key, name: fmt.Sprintf("pipe %s/%s sink", env.Pipeline, env.Node)}, nil
 }
 
 // Write publishes m, or every member of a batch, then waits for the
@@ -123,7 +124,7 @@ func (s *sink) channel() (*amqp091.Channel, error) {
 		return s.ch, nil
 	}
 	s.closeLocked()
-	conn, err := dial(s.cfg.URL, s.onDial)
+	conn, err := dial(s.cfg.URL, s.name, s.onDial)
 	if err != nil {
 		return nil, fmt.Errorf("amqp %s: %w", s.where, err)
 	}

@@ -112,3 +112,16 @@ func TestRoundTripThroughTwoQueues(t *testing.T) {
 		t.Fatalf("input queue holds %d messages, want 0", n)
 	}
 }
+
+func TestRedactKeepsNoCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"amqp://guest:guest@127.0.0.1:5672/":      "amqp://127.0.0.1:5672/",
+		"amqps://u:p%40ss@rabbit.internal/orders": "amqps://rabbit.internal:5671/orders",
+		"amqp://u:pw@h:1/a%2Fb":                   "amqp://h:1/a%2Fb",
+	} {
+		got, err := redact(in)
+		if err != nil || got != want {
+			t.Errorf("redact(%q) = %q, %v, want %q", in, got, err, want)
+		}
+	}
+}

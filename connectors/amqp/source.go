@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -48,6 +49,7 @@ type source struct {
 	clock  pipeline.Clock
 	logger *slog.Logger
 	where  string // the broker without credentials, for logs and errors
+	name   string // the connection name
 
 	// onDial, if set, sees every new network connection (tests).
 	onDial func(net.Conn)
@@ -62,7 +64,8 @@ func newSource(c *sourceConfig, env component.Env) (pipeline.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source{cfg: *c, clock: clockOr(env.Clock), logger: loggerOr(env.Logger).With("source", "amqp", "node", env.Node), where: where}, nil
+	return &source{cfg: *c, clock: clockOr(env.Clock), logger: loggerOr(env.Logger).With("source", "amqp", "node", env.Node), where: where,
+		name: fmt.Sprintf("pipe %s/%s source", env.Pipeline, env.Node)}, nil
 }
 
 // Read consumes until ctx is cancelled, reconnecting with backoff when the
@@ -99,7 +102,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 // consume runs one connection. It reports whether any delivery arrived, and
 // why it ended: nil at the soft stop, otherwise the cause.
 func (s *source) consume(ctx context.Context, out pipeline.Outlet) (bool, error) {
-	conn, err := dial(s.cfg.URL, s.onDial)
+	conn, err := dial(s.cfg.URL, s.name, s.onDial)
 	if err != nil {
 		return false, err
 	}
@@ -225,11 +228,15 @@ func permanent(err error) bool {
 	return false
 }
 
-// dial connects to url, telling onDial about the network connection.
-func dial(url string, onDial func(net.Conn)) (*amqp091.Connection, error) {
+// dial connects to url, telling onDial about the network connection. name
+// is the connection name the management UI and rabbitmqctl show.
+func dial(url, name string, onDial func(net.Conn)) (*amqp091.Connection, error) {
 	d := amqp091.DefaultDial(10 * time.Second)
+	props := amqp091.NewConnectionProperties()
+	props.SetClientConnectionName(name)
 	conn, err := amqp091.DialConfig(url, amqp091.Config{
-		Heartbeat: 10 * time.Second,
+		Heartbeat:  10 * time.Second,
+		Properties: props,
 		Dial: func(network, addr string) (net.Conn, error) {
 			c, err := d(network, addr)
 			if err == nil && onDial != nil {
@@ -245,13 +252,17 @@ func dial(url string, onDial func(net.Conn)) (*amqp091.Connection, error) {
 	return conn, nil
 }
 
-// redact returns url as scheme://host:port/vhost, without credentials.
-func redact(url string) (string, error) {
-	u, err := amqp091.ParseURI(url)
+// redact returns uri as scheme://host:port/vhost, without credentials.
+func redact(uri string) (string, error) {
+	u, err := amqp091.ParseURI(uri)
 	if err != nil {
 		return "", errors.New("url: not a valid amqp:// or amqps:// URL")
 	}
-	return fmt.Sprintf("%s://%s/%s", u.Scheme, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), u.Vhost), nil
+	vhost := url.PathEscape(u.Vhost)
+	if u.Vhost == "/" {
+		vhost = ""
+	}
+	return fmt.Sprintf("%s://%s/%s", u.Scheme, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), vhost), nil
 }
 
 func clockOr(c pipeline.Clock) pipeline.Clock {
