@@ -288,8 +288,13 @@ func validToken(header, token string) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
-// hiddenHeaders carry credentials and never reach message metadata.
-var hiddenHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
+// hiddenHeaders never reach message metadata: credentials, and transport
+// headers that describe the request rather than one message of it.
+var hiddenHeaders = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
+	"Content-Length": true, "Connection": true, "Keep-Alive": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
 
 // headerMeta returns the request headers as metadata with lower-case keys
 // (traceparent stays traceparent), repeated values joined by ", ".
