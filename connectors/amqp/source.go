@@ -30,7 +30,7 @@ type sourceConfig struct {
 	Queue    string `pipe:"queue,required" desc:"Queue to consume from." example:"orders"`
 	Declare  bool   `pipe:"declare" desc:"Declare the queue (durable) if it does not exist." example:"true"`
 	Prefetch int    `pipe:"prefetch" desc:"Most unacked deliveries the broker sends ahead; bounds what is in flight in the pipeline." example:"128" min:"1" max:"65535"`
-	Consumer string `pipe:"consumer" desc:"Consumer tag; empty lets the broker choose." example:"pipe-orders"`
+	Consumer string `pipe:"consumer" desc:"Consumer tag; empty means a random one." example:"pipe-orders"`
 	// Reconnect bounds the wait between reconnection attempts.
 	Reconnect time.Duration `pipe:"reconnect" desc:"Longest wait between reconnection attempts after the connection is lost; they start at 100ms and double." example:"30s" min:"0.001"`
 }
@@ -114,9 +114,14 @@ func (s *source) consume(ctx context.Context, out pipeline.Outlet) (bool, error)
 	if err == nil && s.cfg.Declare {
 		_, err = ch.QueueDeclare(s.cfg.Queue, true, false, false, false, nil)
 	}
+	// The tag is needed to cancel the consumer at the stop.
+	tag := s.cfg.Consumer
+	if tag == "" {
+		tag = fmt.Sprintf("pipe-%x", rand.Uint64())
+	}
 	var deliveries <-chan amqp091.Delivery
 	if err == nil {
-		deliveries, err = ch.Consume(s.cfg.Queue, s.cfg.Consumer, false, false, false, false, nil)
+		deliveries, err = ch.Consume(s.cfg.Queue, tag, false, false, false, false, nil)
 	}
 	if err != nil {
 		conn.Close()
@@ -130,7 +135,7 @@ func (s *source) consume(ctx context.Context, out pipeline.Outlet) (bool, error)
 	// last delivery in flight is acked. Deliveries sent ahead and not yet
 	// read are requeued when it closes.
 	stop := func() {
-		_ = ch.Cancel(s.cfg.Consumer, false)
+		_ = ch.Cancel(tag, false)
 		s.bg.Go(func() {
 			inflight.Wait()
 			conn.Close()
