@@ -277,3 +277,20 @@ func TestSourceHardStopRequeuesWhatWasInFlight(t *testing.T) {
 		t.Fatalf("queue holds %d messages after the hard stop, want all 3 back", n)
 	}
 }
+
+func TestSourceSoftStopAcksExactlyWhatWasDelivered(t *testing.T) {
+	b := needBroker(t)
+	q := b.queue("soft")
+	b.publish(q, bodies("s", 200), nil)
+	sink := newCollector(10) // full after 10 distinct messages
+	stop := run(t, testSource(t, q), sink, nil)
+	waitFor(t, sink.full, "ten messages at the sink")
+	stop()
+	delivered := len(sink.delivered())
+	if n := b.depth(q); n+delivered != 200 {
+		t.Fatalf("after the stop: %d delivered + %d left in the queue = %d, want 200", delivered, n, n+delivered)
+	}
+	if delivered >= 200 {
+		t.Fatalf("delivered all %d messages: the stop did not stop consuming", delivered)
+	}
+}

@@ -134,14 +134,21 @@ func session(t testing.TB, id, topic string) {
 func assertSessionEmpty(t testing.TB, id, topic string) {
 	t.Helper()
 	c := connect(t, id, false, 600)
+	c.expectMarker(t, topic)
+	// Clean up the broker-side session.
+	c.close()
+	connect(t, id, true, 0).close()
+}
+
+// expectMarker publishes a marker to topic and checks that it is the next
+// message c receives: the session had nothing else queued or unacked.
+func (c *client) expectMarker(t testing.TB, topic string) {
+	t.Helper()
 	pub := connect(t, unique("marker"), true, 0)
 	pub.publish(t, topic, []string{"marker"}, nil)
 	if p := c.receive(t, 1)[0]; string(p.Payload) != "marker" {
 		t.Fatalf("resumed session got %q (an unacked message), want the marker", p.Payload)
 	}
-	// Clean up the broker-side session.
-	c.close()
-	connect(t, id, true, 0).close()
 }
 
 func bodies(prefix string, n int) []string {

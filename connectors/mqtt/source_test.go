@@ -224,3 +224,31 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+func TestSourceSoftStopLeavesExactlyTheUndeliveredInTheSession(t *testing.T) {
+	needBroker(t)
+	id, topic := unique("src"), unique("topic")
+	session(t, id, topic)
+	want := bodies("s", 200)
+	connect(t, unique("pub"), true, 0).publish(t, topic, want, nil)
+	sink := newCollector(10) // full after 10 distinct messages
+	stop := run(t, testSource(t, id, topic), sink, nil)
+	waitFor(t, sink.full, "ten messages at the sink")
+	stop()
+	delivered := sink.delivered()
+	if len(delivered) >= len(want) {
+		t.Fatalf("delivered all %d messages: the stop did not stop consuming", len(delivered))
+	}
+	// The resumed session holds the rest, and nothing delivered.
+	c := connect(t, id, false, 600)
+	var rest []string
+	for _, p := range c.receive(t, len(want)-len(delivered)) {
+		rest = append(rest, string(p.Payload))
+	}
+	if got := sorted(append(rest, delivered...)); !slices.Equal(got, sorted(want)) {
+		t.Fatalf("delivered + left in the session = %d messages, not the %d published", len(got), len(want))
+	}
+	c.expectMarker(t, topic)
+	c.close()
+	connect(t, id, true, 0).close()
+}
