@@ -33,8 +33,8 @@ func (r Role) String() string {
 
 // counters are one node's live statistics; all fields are atomic.
 type counters struct {
-	in, out, failed, dropped, deadLettered, nacked atomic.Int64
-	latency                                        histogram
+	in, out, failed, dropped, deadLettered, nacked, acked atomic.Int64
+	latency                                               histogram
 }
 
 // NodeStats is a snapshot of one node's counters.
@@ -49,7 +49,11 @@ type NodeStats struct {
 	Failed       int64
 	Dropped      int64
 	DeadLettered int64
-	Nacked       int64
+	// Nacked counts messages nacked here; for a source, source messages
+	// whose acknowledgement reported an error.
+	Nacked int64
+	// Acked counts, for a source, source messages acknowledged as delivered.
+	Acked int64
 	// Latency of Process or Write calls; zero for sources and custom stages.
 	Latency LatencyStats
 	// Queued is the number of messages waiting in the node's input buffer.
