@@ -34,7 +34,7 @@ func recorded(t *testing.T, p *pipeline.Pipeline, ratio float64) tracetest.SpanS
 	return exp.GetSpans()
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,73 @@
+package tracing_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
+	"github.com/pipe-dsl/pipe/tracing"
+)
+
+// countSource sends n small messages.
+type countSource struct{ n int }
+
+func (s countSource) Read(ctx context.Context, out pipeline.Outlet) error {
+	body := []byte(`{"n":1}`)
+	for range s.n {
+		if err := out.Send(ctx, pipeline.NewMessage(body, nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type discard struct{}
+
+func (discard) Write(context.Context, *pipeline.Message) error { return nil }
+
+type noopExporter struct{}
+
+func (noopExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (noopExporter) Shutdown(context.Context) error                            { return nil }
+
+// BenchmarkThroughput runs source -> 2 stages -> sink with tracing off, at
+// 1% and at 100% sampling into a no-op exporter behind the batch processor.
+func BenchmarkThroughput(b *testing.B) {
+	pass := pipelinetest.ProcessorFunc(func(_ context.Context, m *pipeline.Message) (*pipeline.Message, error) { return m, nil })
+	for _, c := range []struct {
+		name  string
+		ratio float64
+	}{{"off", -1}, {"ratio=0.01", 0.01}, {"ratio=1", 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := pipeline.New("bench")
+			must(b, p.AddSource("in", "generate", countSource{n: b.N}))
+			must(b, p.AddStage("a", "map", pass, pipeline.NodeOptions{}))
+			must(b, p.AddStage("b", "map", pass, pipeline.NodeOptions{}))
+			must(b, p.AddSink("out", "drop", discard{}, pipeline.NodeOptions{}))
+			must(b, p.Connect("in", "", "a"))
+			must(b, p.Connect("a", "", "b"))
+			must(b, p.Connect("b", "", "out"))
+			var tp *sdktrace.TracerProvider
+			if c.ratio >= 0 {
+				tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(tracing.Sampler()),
+					sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(noopExporter{})))
+				p.Tracer = tracing.NewTracer(tp, c.ratio)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			if err := p.Run(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			b.StopTimer()
+			if tp != nil {
+				_ = tp.Shutdown(context.Background())
+			}
+		})
+	}
+}
