@@ -68,6 +68,15 @@ type LatencyStats struct {
 	Count          int64
 	Min, Max, Mean time.Duration
 	P50, P90, P99  time.Duration
+	// Buckets are the histogram's non-empty buckets in increasing order,
+	// for exporters that rebucket them (e.g. into Prometheus histograms).
+	Buckets []LatencyBucket
+}
+
+// LatencyBucket counts the observations in (previous bucket's Le, Le].
+type LatencyBucket struct {
+	Le    time.Duration
+	Count int64
 }
 
 // histogram is a lock-free log-linear latency histogram: 4 buckets per power
@@ -133,6 +142,9 @@ func (h *histogram) snapshot() LatencyStats {
 	for i := range counts {
 		counts[i] = h.buckets[i].Load()
 		total += counts[i]
+		if counts[i] > 0 {
+			s.Buckets = append(s.Buckets, LatencyBucket{Le: time.Duration(bucketUpper(i)), Count: counts[i]})
+		}
 	}
 	q := func(p float64) time.Duration {
 		rank := int64(math.Ceil(p * float64(total)))
