@@ -64,14 +64,15 @@ var nodeCounters = []struct {
 	name, desc string
 	value      func(*pipeline.NodeStats) int64
 	sourceOnly bool
+	noSource   bool
 }{
-	{"pipe.node.messages.in", "Messages received by the node; for a source, messages produced.", func(s *pipeline.NodeStats) int64 { return s.In }, false},
-	{"pipe.node.messages.out", "Messages sent on (stages, sources) or delivered (sinks).", func(s *pipeline.NodeStats) int64 { return s.Out }, false},
-	{"pipe.node.messages.failed", "Messages that failed at the node.", func(s *pipeline.NodeStats) int64 { return s.Failed }, false},
-	{"pipe.node.messages.dropped", "Messages dropped on purpose (filtered, unrouted).", func(s *pipeline.NodeStats) int64 { return s.Dropped }, false},
-	{"pipe.node.messages.dead_lettered", "Failed messages handed to the dead-letter sink.", func(s *pipeline.NodeStats) int64 { return s.DeadLettered }, false},
-	{"pipe.node.messages.nacked", "Messages nacked at the node; for a source, source messages acknowledged with an error.", func(s *pipeline.NodeStats) int64 { return s.Nacked }, false},
-	{"pipe.source.messages.acked", "Source messages acknowledged as delivered.", func(s *pipeline.NodeStats) int64 { return s.Acked }, true},
+	{"pipe.node.messages.in", "Messages received by the node.", func(s *pipeline.NodeStats) int64 { return s.In }, false, true},
+	{"pipe.node.messages.out", "Messages produced (sources), sent on (stages) or delivered (sinks).", func(s *pipeline.NodeStats) int64 { return s.Out }, false, false},
+	{"pipe.node.messages.failed", "Messages that failed at the node.", func(s *pipeline.NodeStats) int64 { return s.Failed }, false, false},
+	{"pipe.node.messages.dropped", "Messages dropped on purpose (filtered, unrouted).", func(s *pipeline.NodeStats) int64 { return s.Dropped }, false, false},
+	{"pipe.node.messages.dead_lettered", "Failed messages handed to the dead-letter sink.", func(s *pipeline.NodeStats) int64 { return s.DeadLettered }, false, false},
+	{"pipe.node.messages.nacked", "Messages nacked at the node; for a source, source messages acknowledged with an error.", func(s *pipeline.NodeStats) int64 { return s.Nacked }, false, false},
+	{"pipe.source.messages.acked", "Source messages acknowledged as delivered.", func(s *pipeline.NodeStats) int64 { return s.Acked }, true, false},
 }
 
 func register(m metric.Meter, stats StatsFunc, spans SpanStatsFunc) error {
@@ -104,7 +105,7 @@ func register(m metric.Meter, stats StatsFunc, spans SpanStatsFunc) error {
 				attribute.String("pipeline", name), attribute.String("node", s.Name),
 				attribute.String("kind", s.Kind), attribute.String("role", s.Role.String())))
 			for j, c := range nodeCounters {
-				if c.sourceOnly && s.Role != pipeline.RoleSource {
+				if isSource := s.Role == pipeline.RoleSource; c.sourceOnly && !isSource || c.noSource && isSource {
 					continue
 				}
 				o.ObserveInt64(counters[j], c.value(s), set)
