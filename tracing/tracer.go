@@ -81,6 +81,7 @@ type nodeAttrs struct {
 	name  string
 	kind  trace.SpanKind
 	attrs []attribute.KeyValue
+	start []trace.SpanStartOption // kind and attrs, built once
 }
 
 func (t *Tracer) node(n *pipeline.NodeInfo) *nodeAttrs {
@@ -98,6 +99,7 @@ func (t *Tracer) node(n *pipeline.NodeInfo) *nodeAttrs {
 		AttrPipeline.String(n.Pipeline), AttrStage.String(n.Name),
 		AttrKind.String(n.Kind), AttrRole.String(n.Role.String()),
 	}}
+	a.start = []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(a.attrs...)}
 	v, _ := t.nodes.LoadOrStore(n, a)
 	return v.(*nodeAttrs)
 }
@@ -159,9 +161,9 @@ func (t *Tracer) Enter(n *pipeline.NodeInfo, m *pipeline.Message) {
 		return
 	}
 	a := t.node(n)
-	opts := []trace.SpanStartOption{trace.WithSpanKind(a.kind), trace.WithAttributes(a.attrs...)}
+	opts := a.start
 	if b := m.Batch(); b != nil {
-		opts = append(opts, trace.WithAttributes(AttrBatchSize.Int(len(b))))
+		opts = append(opts[:len(opts):len(opts)], trace.WithAttributes(AttrBatchSize.Int(len(b))))
 	}
 	ctx, _ := t.tracer.Start(mt.rootCtx, a.name, opts...)
 	m.SetContext(ctx)
