@@ -2,6 +2,7 @@ package tracing_test
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -79,6 +80,46 @@ func BenchmarkThroughput(b *testing.B) {
 			b.StopTimer()
 			if tp != nil {
 				_ = tp.Shutdown(context.Background())
+			}
+		})
+	}
+}
+
+// BenchmarkHooks measures the tracer hook alone for one message through a
+// source and three nodes (what BenchmarkThroughput adds per message), so
+// the cost of tracing can be compared with the pipeline's own cost per
+// message without scheduler noise.
+func BenchmarkHooks(b *testing.B) {
+	nodes := []*pipeline.NodeInfo{
+		{Pipeline: "bench", Name: "in", Kind: "generate", Role: pipeline.RoleSource},
+		{Pipeline: "bench", Name: "a", Kind: "map", Role: pipeline.RoleStage},
+		{Pipeline: "bench", Name: "b", Kind: "map", Role: pipeline.RoleStage},
+		{Pipeline: "bench", Name: "out", Kind: "drop", Role: pipeline.RoleSink},
+	}
+	body := []byte(`{"n":1}`)
+	b.Run("none", func(b *testing.B) { // the message allocation, to subtract
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = pipeline.NewMessage(body, nil)
+		}
+	})
+	for _, ratio := range []float64{0, 0.01, 1} {
+		b.Run(fmt.Sprintf("ratio=%v", ratio), func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tracing.Sampler()),
+				sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(noopExporter{})))
+			defer tp.Shutdown(context.Background())
+			tr := tracing.NewTracer(tp, ratio)
+			b.ReportAllocs()
+			for b.Loop() {
+				m := pipeline.NewMessage(body, nil)
+				done := tr.Source(nodes[0], m)
+				for _, n := range nodes[1:] {
+					tr.Enter(n, m)
+					tr.Leave(n, m, nil)
+				}
+				if done != nil {
+					done(nil)
+				}
 			}
 		})
 	}

@@ -22,9 +22,7 @@ import (
 // Span attribute keys.
 const (
 	AttrPipeline    = attribute.Key("pipe.pipeline")
-	AttrStage       = attribute.Key("pipe.stage")
 	AttrKind        = attribute.Key("pipe.stage.kind")
-	AttrRole        = attribute.Key("pipe.role")
 	AttrSeq         = attribute.Key("message.seq")
 	AttrID          = attribute.Key("message.id")
 	AttrReason      = attribute.Key("pipe.reason")
@@ -73,6 +71,9 @@ func NewTracer(tp trace.TracerProvider, ratio float64) *Tracer {
 type msgTrace struct {
 	root    trace.Span
 	rootCtx context.Context
+	// ids are the message.seq and message.id attributes, repeated on
+	// every stage span.
+	ids trace.SpanStartEventOption
 }
 
 type traceKey struct{}
@@ -96,8 +97,7 @@ func (t *Tracer) node(n *pipeline.NodeInfo) *nodeAttrs {
 		kind = trace.SpanKindProducer
 	}
 	a := &nodeAttrs{name: prefix + n.Name, kind: kind, attrs: []attribute.KeyValue{
-		AttrPipeline.String(n.Pipeline), AttrStage.String(n.Name),
-		AttrKind.String(n.Kind), AttrRole.String(n.Role.String()),
+		AttrPipeline.String(n.Pipeline), AttrKind.String(n.Kind),
 	}}
 	a.start = []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(a.attrs...)}
 	v, _ := t.nodes.LoadOrStore(n, a)
@@ -125,14 +125,14 @@ func (t *Tracer) Source(n *pipeline.NodeInfo, m *pipeline.Message) func(error) {
 		}
 	}
 	a := t.node(n)
+	ids := trace.WithAttributes(t.msgAttrs(m)...)
 	ctx, span := t.tracer.Start(parent, a.name,
 		trace.WithSpanKind(a.kind), trace.WithTimestamp(m.Created),
-		trace.WithAttributes(a.attrs...),
-		trace.WithAttributes(t.msgAttrs(m)...))
+		trace.WithAttributes(a.attrs...), ids)
 	if !span.IsRecording() {
 		return nil
 	}
-	mt := &msgTrace{root: span}
+	mt := &msgTrace{root: span, ids: ids}
 	mt.rootCtx = context.WithValue(ctx, traceKey{}, mt)
 	m.SetContext(mt.rootCtx)
 	return func(err error) {
@@ -162,8 +162,11 @@ func (t *Tracer) Enter(n *pipeline.NodeInfo, m *pipeline.Message) {
 	}
 	a := t.node(n)
 	opts := a.start
+	if mt.ids != nil {
+		opts = append(opts[:len(opts):len(opts)], mt.ids)
+	}
 	if b := m.Batch(); b != nil {
-		opts = append(opts[:len(opts):len(opts)], trace.WithAttributes(AttrBatchSize.Int(len(b))))
+		opts = append(opts, trace.WithAttributes(AttrBatchSize.Int(len(b))))
 	}
 	ctx, _ := t.tracer.Start(mt.rootCtx, a.name, opts...)
 	m.SetContext(ctx)

@@ -102,6 +102,9 @@ func TestEveryStageSpanIsAChildOfTheSourceRoot(t *testing.T) {
 				if s.SpanContext.TraceID() != r.SpanContext.TraceID() {
 					t.Errorf("%s: trace %v, want root's %v", s.Name, s.SpanContext.TraceID(), r.SpanContext.TraceID())
 				}
+				if got, want := attr(s, tracing.AttrSeq).AsInt64(), attr(r, tracing.AttrSeq).AsInt64(); got != want {
+					t.Errorf("%s: message.seq = %d, want the root's %d", s.Name, got, want)
+				}
 				if p := attr(s, tracing.AttrPipeline).AsString(); p != "orders" {
 					t.Errorf("%s: pipe.pipeline = %q, want orders", s.Name, p)
 				}
