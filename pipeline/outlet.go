@@ -31,8 +31,8 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 		if o.p.Tracer != nil {
 			m.tx.traced = o.p.Tracer.Source(&o.n.info, m)
 		}
-	} else if o.p.Tracer != nil {
-		o.p.Tracer.Leave(&o.n.info, m, nil)
+	} else {
+		o.p.leave(o.n, m, nil)
 	}
 	switch len(targets) {
 	case 1:
@@ -58,9 +58,7 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 }
 
 func (o *outlet) send(ctx context.Context, t *node, m *Message) error {
-	if o.p.Tracer != nil {
-		o.p.Tracer.Enter(&t.info, m)
-	}
+	o.p.enter(t, m)
 	select {
 	case t.in <- m:
 		t.stats.in.Add(1)
@@ -83,7 +81,7 @@ func (o *outlet) send(ctx context.Context, t *node, m *Message) error {
 
 func (o *outlet) Drop(m *Message, reason string) {
 	o.n.stats.dropped.Add(1)
-	if o.p.Tracer != nil {
+	if o.p.traced(m) {
 		o.p.Tracer.Leave(&o.n.info, m, &DropError{Reason: reason})
 	}
 	m.Ack()
@@ -91,9 +89,7 @@ func (o *outlet) Drop(m *Message, reason string) {
 
 func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
 	o.n.stats.failed.Add(1)
-	if o.p.Tracer != nil {
-		o.p.Tracer.Leave(&o.n.info, m, err)
-	}
+	o.p.leave(o.n, m, err)
 	dlq := o.p.dlq
 	if dlq == nil {
 		o.n.stats.nacked.Add(1)
@@ -104,9 +100,7 @@ func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
 	now := o.p.Clock.Now()
 	m.RecordAttempt(now)
 	toDeadLetter(m, o.p, o.n, err)
-	if o.p.Tracer != nil {
-		o.p.Tracer.Enter(&dlq.info, m)
-	}
+	o.p.enter(dlq, m)
 	select {
 	case dlq.in <- m:
 		dlq.stats.in.Add(1)
@@ -153,9 +147,7 @@ func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
 // abandon nacks m at the hard stop and counts it as in flight at this node.
 func (o *outlet) abandon(m *Message) {
 	o.n.abandoned.Add(1)
-	if o.p.Tracer != nil {
-		o.p.Tracer.Leave(&o.n.info, m, ErrAbandoned)
-	}
+	o.p.leave(o.n, m, ErrAbandoned)
 	m.Nack(ErrAbandoned)
 }
 

@@ -238,18 +238,14 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 	switch {
 	case err == nil:
 		n.stats.out.Add(1)
-		if p.Tracer != nil {
-			p.Tracer.Leave(&n.info, m, nil)
-		}
+		p.leave(n, m, nil)
 		m.Ack()
 	case ctx.Err() != nil:
 		out.abandon(m)
 	case n.role == RoleDeadLetter:
 		n.stats.failed.Add(1)
 		n.stats.nacked.Add(1)
-		if p.Tracer != nil {
-			p.Tracer.Leave(&n.info, m, err)
-		}
+		p.leave(n, m, err)
 		p.Logger.Error("dead-letter sink failed; message nacked", "pipeline", p.Name, "sink", n.kind, "err", err)
 		m.Nack(err)
 	default:

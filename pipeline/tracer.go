@@ -12,6 +12,10 @@ import "context"
 // come in this order: Source once (source messages only), then for every
 // node the message visits Enter before it is queued there and Leave when it
 // leaves (sent on, dropped, failed, abandoned or written).
+//
+// The runtime calls Enter and Leave only for a message whose context was
+// set (see [Message.SetContext]), and Leave also for a batch: a message
+// the Tracer chose not to trace in Source costs that one call.
 type Tracer interface {
 	// Source is called when source node n hands on a new message m, before
 	// it is queued anywhere. It may set m's context (e.g. a root span) and
@@ -36,6 +40,23 @@ type NodeInfo struct {
 	Name     string
 	Kind     string
 	Role     Role
+}
+
+// traced reports whether the tracer wants Enter and Leave for m.
+func (p *Pipeline) traced(m *Message) bool {
+	return p.Tracer != nil && (m.ctx != nil || m.batch != nil)
+}
+
+func (p *Pipeline) enter(n *node, m *Message) {
+	if p.Tracer != nil && m.ctx != nil {
+		p.Tracer.Enter(&n.info, m)
+	}
+}
+
+func (p *Pipeline) leave(n *node, m *Message, err error) {
+	if p.traced(m) {
+		p.Tracer.Leave(&n.info, m, err)
+	}
 }
 
 func (p *Pipeline) traceID(m *Message) string {
