@@ -9,6 +9,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/pipe-dsl/pipe/dsl"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
 	"github.com/pipe-dsl/pipe/tracing"
@@ -121,6 +122,50 @@ func BenchmarkHooks(b *testing.B) {
 					tr.Leave(n, m, nil)
 				}
 				done(nil)
+			}
+		})
+	}
+}
+
+// BenchmarkQuickstart is BenchmarkThroughput on the README's pipeline shape
+// compiled from YAML: generate -> CEL filter (keeps 1 in 10) -> CEL map ->
+// drop, where stages do real work per message.
+func BenchmarkQuickstart(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		ratio float64
+	}{{"off", -1}, {"ratio=0.01", 0.01}, {"ratio=1", 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			src := fmt.Sprintf(`name: bench
+source:
+  generate:
+    count: %d
+    message: '{"id": seq, "level": seq %% 10 == 0 ? "error" : "info", "amount": double(seq) * 1.5}'
+stages:
+  - filter: msg.level == "error"
+  - map: '{"id": msg.id, "cents": int(msg.amount * 100.0)}'
+sink:
+  drop: {}
+`, b.N)
+			cfg, err := dsl.Parse("bench.yaml", []byte(src), nil)
+			must(b, err)
+			p, err := dsl.Compile(cfg, nil)
+			must(b, err)
+			var tp *sdktrace.TracerProvider
+			if c.ratio >= 0 {
+				tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(tracing.Sampler()),
+					sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(noopExporter{})))
+				p.Tracer = tracing.NewTracer(tp, c.ratio)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			start, cpu0 := time.Now(), cpuTime()
+			must(b, p.Run(context.Background()))
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/msg")
+			b.StopTimer()
+			if tp != nil {
+				_ = tp.Shutdown(context.Background())
 			}
 		})
 	}
