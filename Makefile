@@ -38,7 +38,7 @@ bench:
 
 # Throughput with tracing off, at 1% and at 100% sampling (docs/observability.md).
 bench-tracing:
-	$(GO) test -run '^$$' -bench 'Throughput' -benchtime 300000x -count 5 ./tracing/ | tee bench-tracing.out
+	$(GO) test -run '^$$' -bench 'Throughput|Quickstart|Hooks' -benchtime 200000x -count 6 ./tracing/ | tee bench-tracing.out
 
 # Jaeger (v2 all-in-one, in-memory) on 127.0.0.1: OTLP 4317/4318, UI and API 16686.
 # Built from source into bin/ on first use (several minutes).
