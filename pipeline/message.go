@@ -108,6 +108,18 @@ func (m *Message) Context() context.Context {
 // span of the current stage.
 func (m *Message) SetContext(ctx context.Context) { m.ctx = ctx }
 
+// inherit makes r, returned by a processor in place of m, carry m's
+// acknowledgement: the source ack then waits for r. A copy of m holds its
+// own reference, so m's is released; a new message takes m's over.
+func (r *Message) inherit(m *Message) {
+	if r.tx == m.tx {
+		m.Ack()
+		return
+	}
+	r.tx = m.tx
+	m.done.Store(true)
+}
+
 // Ack reports that m was delivered. Only the first Ack or Nack counts.
 func (m *Message) Ack() { m.resolve(nil) }
 

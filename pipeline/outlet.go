@@ -129,8 +129,11 @@ func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
 	var drop *DropError
 	switch {
 	case err == nil && r != nil:
-		if r != m && r.ctx == nil {
-			r.ctx = m.ctx
+		if r != m {
+			if r.ctx == nil {
+				r.ctx = m.ctx
+			}
+			r.inherit(m)
 		}
 		_ = o.Send(ctx, r)
 	case err == nil:
