@@ -42,6 +42,12 @@ type jaegerSpan struct {
 		Key   string `json:"key"`
 		Value any    `json:"value"`
 	} `json:"tags"`
+	Logs []struct {
+		Fields []struct {
+			Key   string `json:"key"`
+			Value any    `json:"value"`
+		} `json:"fields"`
+	} `json:"logs"`
 }
 
 func (s jaegerSpan) tag(k string) string {
@@ -110,7 +116,7 @@ func pipeBinary(t *testing.T) string {
 	return b
 }
 
-func TestPipeRunExportsOneSpanPerStageUnderARootToJaeger(t *testing.T) {
+func TestPipeRunExportsOneSpanPerStageUnderARootAndRetryEventsToJaeger(t *testing.T) {
 	requireJaeger(t)
 	service := fmt.Sprintf("pipe-e2e-run-%d", time.Now().UnixNano())
 	dir := t.TempDir()
@@ -124,7 +130,8 @@ stages:
   - filter: msg.id % 2 == 0
   - map: '{"id": msg.id, "even": true}'
 sink:
-  file: {path: ` + filepath.Join(dir, "out.ndjson") + `}
+  chaos: {fail_first: 3, path: ` + filepath.Join(dir, "out.ndjson") + `}
+  retry: {max_attempts: 5, base_delay: 1ms, max_delay: 5ms}
 tracing:
   exporter: otlp
   endpoint: 127.0.0.1:4317
@@ -145,7 +152,7 @@ tracing:
 	if len(ts) != 20 {
 		t.Fatalf("traces = %d, want 20 (one per source message)", len(ts))
 	}
-	kept := 0
+	kept, retried := 0, 0
 	for _, tr := range ts {
 		var root jaegerSpan
 		var children []string
@@ -161,6 +168,15 @@ tracing:
 			if s.parent() == root.SpanID {
 				children = append(children, s.Operation)
 			}
+			if s.Operation == "stage sink" {
+				for _, l := range s.Logs {
+					for _, f := range l.Fields {
+						if f.Key == "event" && f.Value == "retry" {
+							retried++
+						}
+					}
+				}
+			}
 		}
 		slices.Sort(children)
 		switch strings.Join(children, ",") {
@@ -173,6 +189,9 @@ tracing:
 	}
 	if kept != 10 {
 		t.Errorf("traces through every stage = %d, want 10 (the even ids)", kept)
+	}
+	if retried != 3 {
+		t.Errorf("retry events on sink spans = %d, want 3 (chaos fails the first 3 writes)", retried)
 	}
 }
 
