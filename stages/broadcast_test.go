@@ -183,3 +183,60 @@ sink: {file: {path: `+path+`}}
 		t.Fatalf("file = %q, want %q", got, want)
 	}
 }
+
+// holdSource sends its bodies, then waits for the soft stop.
+type holdSource struct {
+	*pipelinetest.Source
+	sent chan struct{}
+}
+
+func (s *holdSource) Read(ctx context.Context, out pipeline.Outlet) error {
+	if err := s.Source.Read(ctx, out); err != nil {
+		return err
+	}
+	close(s.sent)
+	<-ctx.Done()
+	return nil
+}
+
+func TestTheSoftStopFlushesAPartialBatchWithoutWaitingForMaxWait(t *testing.T) {
+	// Given a batch with max_wait 1h on a clock that never moves,
+	feed := &holdSource{Source: pipelinetest.NewSource(`{"n":1}`, `{"n":2}`), sent: make(chan struct{})}
+	out := &pipelinetest.Sink{}
+	c, err := dsl.Parse("p.yaml", []byte(`
+source: {generate: {message: '{}'}}
+stages:
+  - batch: {size: 100, max_wait: 1h}
+sink: {stdout: {}}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dsl.Compile(c, &dsl.CompileOptions{
+		Clock: pipelinetest.NewFakeClock(time.Unix(0, 0)),
+		Replace: func(n *dsl.Node) (any, bool) {
+			switch n.Role {
+			case pipeline.RoleSource:
+				return feed, true
+			case pipeline.RoleSink:
+				return out, true
+			}
+			return nil, false
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-feed.sent
+	// when the pipeline is stopped (SIGINT in pipe run),
+	cancel()
+	// then the batch leaves at once and both messages are acked.
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out.Writes() != 1 || len(out.Bodies()) != 2 || len(feed.Acked()) != 2 {
+		t.Fatalf("sink: %d writes of %v; acked %v", out.Writes(), out.Bodies(), feed.Acked())
+	}
+}
