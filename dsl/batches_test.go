@@ -7,8 +7,8 @@ import (
 	"github.com/pipe-dsl/pipe/dsl"
 )
 
-// compileErr compiles src and returns the error text, "" when it compiled.
-func compileErr(t *testing.T, src string) string {
+// compileBatchErr compiles src and returns the error text, "" when it compiled.
+func compileBatchErr(t *testing.T, src string) string {
 	t.Helper()
 	c, err := dsl.Parse("p.yaml", []byte(src), nil)
 	if err == nil {
@@ -69,7 +69,7 @@ sink: {stdout: {}}
 		want: `batch "batch_2" takes single messages`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := compileErr(t, tc.src); !strings.Contains(got, tc.want) {
+			if got := compileBatchErr(t, tc.src); !strings.Contains(got, tc.want) {
 				t.Fatalf("Compile error =\n%s\nwant it to contain\n%s", got, tc.want)
 			}
 		})
@@ -87,7 +87,7 @@ sinks:
   out: {stdout: {}, inputs: [b]}
   raw: {stdout: {}, inputs: [in]}
 `
-	if got := compileErr(t, src); got != "" {
+	if got := compileBatchErr(t, src); got != "" {
 		t.Fatalf("Compile = %s", got)
 	}
 }
@@ -130,7 +130,7 @@ sinks:
 		want:  `p.yaml:13:28: connect: "router" sends only to named ports; read one as router.PORT (ports: errors, warnings, default)`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := compileErr(t, head+tc.sinks)
+			got := compileBatchErr(t, head+tc.sinks)
 			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 				t.Fatalf("Compile error =\n%s\nwant %q", got, tc.want)
 			}
@@ -152,7 +152,7 @@ stages:
   - route: {cases: ` + tc.cases + `}
 sink: {stdout: {}}
 `
-		if got := compileErr(t, src); !strings.Contains(got, tc.want) {
+		if got := compileBatchErr(t, src); !strings.Contains(got, tc.want) {
 			t.Errorf("cases %s: Compile error =\n%s\nwant it to contain %q", tc.cases, got, tc.want)
 		}
 	}

@@ -22,7 +22,7 @@ type batchRig struct {
 	clock  *pipelinetest.FakeClock
 	in     chan *pipeline.Message
 	out    *recOutlet
-	acks   *acks
+	acks   *ackLog
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -38,7 +38,7 @@ func startBatch(t *testing.T, cfg batchConfig) *batchRig {
 		t.Fatal(err)
 	}
 	r := &batchRig{t: t, b: v.(*batch), clock: clock, in: make(chan *pipeline.Message),
-		out: newRecOutlet(), acks: newAcks(), cancel: func() {}, done: make(chan error, 1)}
+		out: newRecOutlet(), acks: newAckLog(), cancel: func() {}, done: make(chan error, 1)}
 	t.Cleanup(func() {
 		r.cancel()
 		r.close()

@@ -71,15 +71,15 @@ func (o *recOutlet) none(t *testing.T) {
 	}
 }
 
-// acks records the outcome of test messages by body.
-type acks struct {
+// ackLog records the outcome of test messages by body.
+type ackLog struct {
 	mu  sync.Mutex
 	got map[string]error // nil value: acked
 }
 
-func newAcks() *acks { return &acks{got: map[string]error{}} }
+func newAckLog() *ackLog { return &ackLog{got: map[string]error{}} }
 
-func (a *acks) msg(body string) *pipeline.Message {
+func (a *ackLog) msg(body string) *pipeline.Message {
 	return pipeline.NewMessage([]byte(body), func(err error) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -88,7 +88,7 @@ func (a *acks) msg(body string) *pipeline.Message {
 }
 
 // outcome returns "acked", "nacked: ERR" or "pending".
-func (a *acks) outcome(body string) string {
+func (a *ackLog) outcome(body string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	err, ok := a.got[body]

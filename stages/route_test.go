@@ -55,7 +55,7 @@ func TestRouteSendsToTheFirstMatchingCaseElseDefault(t *testing.T) {
 	if want := []string{"errors", "loud", "meta", "default"}; !slices.Equal(r.Ports(), want) {
 		t.Fatalf("Ports() = %v, want %v", r.Ports(), want)
 	}
-	a := newAcks()
+	a := newAckLog()
 	ops := a.msg(`{"level":"info"}`)
 	ops.Meta = map[string]string{"team": "ops"}
 	got := routeAll(t, r, a.msg(`{"level":"error"}`), a.msg(`{"level":"warn"}`), ops, a.msg(`{"level":"debug"}`))
@@ -72,7 +72,7 @@ func TestRouteSendsToTheFirstMatchingCaseElseDefault(t *testing.T) {
 
 func TestRouteSendsEvaluationErrorsToTheDeadLetterPath(t *testing.T) {
 	r := newTestRoute(t, "big", `msg.n > 10`)
-	a := newAcks()
+	a := newAckLog()
 	got := routeAll(t, r, a.msg(`not json`), a.msg(`{"n": "text"}`),
 		pipeline.NewBatch([]*pipeline.Message{a.msg(`{"n": 11}`)}))
 	want := []string{pipeline.ReasonInvalidPayload, pipeline.ReasonExpression, pipeline.ReasonInvalidPayload}
