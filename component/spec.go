@@ -32,8 +32,10 @@ const (
 //	Rate float64 `pipe:"rate,required" desc:"Messages per second." example:"100" min:"0"`
 //
 // The tag `pipe:"name[,required][,secret]"` names the key; desc is
-// mandatory; enum:"a,b" restricts strings; min and max bound numbers. The
-// default is the field's value in the kind's default config.
+// mandatory; enum:"a,b" restricts strings; min and max bound numbers;
+// vars:"response,status" declares variables an expression field may read
+// besides msg, meta, raw and seq. The default is the field's value in the
+// kind's default config.
 type Field struct {
 	Name        string
 	Type        string
@@ -49,6 +51,8 @@ type Field struct {
 	Elem string
 	// Fields are the keys of an object, or of a list's object elements.
 	Fields []Field
+	// Vars are the extra variables of an expr field (expr.WithVariables).
+	Vars []string
 	// Index is the reflect field index in the config struct.
 	Index []int
 }
@@ -123,6 +127,9 @@ func fieldsOf(v reflect.Value) []Field {
 		}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.Enum = strings.Split(e, ",")
+		}
+		if v := sf.Tag.Get("vars"); v != "" {
+			f.Vars = strings.Split(v, ",")
 		}
 		f.Min, f.Max = parseBound(sf.Tag.Get("min")), parseBound(sf.Tag.Get("max"))
 		fv := v.Field(i)

@@ -69,14 +69,19 @@ func (l *lineReader) next() ([]byte, error) {
 	}
 }
 
-// rest returns and forgets a final line that has no newline.
-func (l *lineReader) rest() []byte {
-	line := bytes.TrimRight(l.buf, "\r")
+// rest returns and forgets a final line that has no newline: nil if it is
+// blank, ErrLineTooLong if it is longer than max.
+func (l *lineReader) rest() ([]byte, error) {
+	line := l.buf
 	l.buf = nil
-	if len(bytes.TrimSpace(line)) == 0 {
-		return nil
+	if len(line) > l.max {
+		return nil, fmt.Errorf("%w (%d bytes)", ErrLineTooLong, l.max)
 	}
-	return line
+	line = bytes.TrimRight(line, "\r")
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil, nil
+	}
+	return line, nil
 }
 
 func (l *lineReader) skipLine() error {
@@ -102,7 +107,10 @@ func readLines(ctx context.Context, r io.Reader, max int, out pipeline.Outlet) e
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
-			if last := lr.rest(); last != nil {
+			switch last, err := lr.rest(); {
+			case err != nil:
+				out.Fail(ctx, pipeline.NewMessage(nil, nil), pipeline.WithReason(pipeline.ReasonInvalidPayload, err))
+			case last != nil:
 				_ = out.Send(ctx, pipeline.NewMessage(last, nil))
 			}
 			return nil

@@ -94,7 +94,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		if v == nil {
 			continue
 		}
-		v = d.policies(n, v)
+		v = d.policies(n, v, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger})
 		if v == nil {
 			continue
 		}
@@ -113,7 +113,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 	}
 	if dl := c.DeadLetter; dl != nil {
 		if v := build(dl); v != nil {
-			if v = d.policies(dl, v); v != nil {
+			if v = d.policies(dl, v, component.Env{Pipeline: c.Name, Node: dl.Name, Clock: clock, Logger: logger}); v != nil {
 				if err := p.SetDeadLetter(dl.Kind, v.(pipeline.Sink), nodeOpts(dl)); err != nil {
 					errs.Add(dl.Pos, "%v", err)
 				}
@@ -144,11 +144,11 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 
 // policies applies a node's retry, breaker and timeout keys to the built
 // component v; it returns nil after reporting errors.
-func (d *decoder) policies(n *Node, v any) any {
+func (d *decoder) policies(n *Node, v any, env component.Env) any {
 	if len(n.Common) == 0 {
 		return v
 	}
-	return wrapPolicies(d, n, v)
+	return wrapPolicies(d, n, v, env)
 }
 
 // Load parses and compiles a pipeline file.

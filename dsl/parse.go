@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,11 +27,33 @@ var (
 
 // ParseFile reads and parses a pipeline file.
 func ParseFile(file string, opts *Options) (*Config, error) {
-	src, err := os.ReadFile(file)
+	src, err := readLimited(file)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(file, src, opts)
+}
+
+// readLimited reads file, or, when it is larger than MaxDocumentSize, only
+// enough of it for Parse to reject it: a huge file costs no more than the
+// limit.
+func readLimited(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, int64(MaxDocumentSize)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(src) > MaxDocumentSize {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return nil, Errors{{Pos: Pos{File: file, Line: 1, Col: 1},
+				Msg: fmt.Sprintf("pipeline file is too large: %d bytes (the limit is %d)", fi.Size(), MaxDocumentSize)}}
+		}
+	}
+	return src, nil
 }
 
 // Parse checks the shape of a pipeline document: top-level keys, the linear

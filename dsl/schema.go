@@ -45,9 +45,9 @@ func Schema(reg *component.Registry) []byte {
 		"workers": obj{"type": "integer", "minimum": 1, "description": "Goroutines running this node (default 1)."},
 		"ordered": obj{"type": "boolean", "description": "Keep input order across workers."},
 		"buffer":  obj{"type": "integer", "minimum": 1, "description": "Capacity of this node's input channel."},
-		"retry":   obj{"type": "object", "description": "Retry policy."},
-		"breaker": obj{"type": "object", "description": "Circuit breaker policy."},
-		"timeout": obj{"type": "string", "description": "Per-call deadline, e.g. 2s."},
+		"retry":   obj{"$ref": "#/definitions/retry"},
+		"breaker": obj{"$ref": "#/definitions/breaker"},
+		"timeout": obj{"$ref": "#/definitions/timeout"},
 	}
 	with := func(keys ...string) obj {
 		o := obj{}
@@ -93,12 +93,29 @@ func Schema(reg *component.Registry) []byte {
 			"metrics":     obj{"type": "object"},
 		},
 		"additionalProperties": false,
+		"definitions": obj{
+			"retry":   retrySchema(),
+			"breaker": kindSchema(&breakerSpec),
+			"timeout": fieldSchema(timeoutField),
+		},
 	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		panic(err) // only maps, slices and scalars: cannot fail
 	}
 	return append(b, '\n')
+}
+
+// retrySchema is the retry key: a mapping, or max_attempts alone.
+func retrySchema() obj {
+	body := fieldsSchema(retrySpec.Fields)
+	body["description"] = retrySpec.Summary
+	for _, f := range retrySpec.Fields {
+		if f.Name == retrySpec.Shorthand {
+			return obj{"anyOf": []any{fieldSchema(f), body}}
+		}
+	}
+	return body
 }
 
 func kindSchema(k *component.Kind) obj {

@@ -113,3 +113,43 @@ func ExampleParseSize() {
 	// 1500000 <nil>
 	// 0 unknown unit "kib" in size "64kib"; did you mean "64KiB"?
 }
+
+// FuzzParseSize checks that ParseSize never panics, never returns a
+// negative size, and that what it accepts as bytes it accepts again.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"512", "64KiB", "1MB", "1.5GiB", "-1", "9223372036854775808", "1e3", "1 kB", ".5KiB", "0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseSize(s)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("ParseSize(%q) = %d, negative", s, n)
+		}
+		if m, err := ParseSize(fmt.Sprint(n)); err != nil || m != n {
+			t.Fatalf("ParseSize(%q) = %d, but ParseSize(%d) = %d, %v", s, n, n, m, err)
+		}
+	})
+}
+
+// FuzzParseDuration checks that ParseDuration never panics, never returns
+// a negative duration and agrees with time.ParseDuration where it accepts.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"250ms", "1m", "1h30m", "-5s", "5", "1.5s", "2562048h", "1d", "0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v, negative", s, d)
+		}
+		if std, err := time.ParseDuration(s); err == nil && std != d {
+			t.Fatalf("ParseDuration(%q) = %v, time.ParseDuration says %v", s, d, std)
+		}
+	})
+}

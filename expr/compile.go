@@ -22,6 +22,7 @@ type config struct {
 	costLimit  uint64
 	boolResult bool
 	fullDecode bool
+	vars       []string
 }
 
 // WithCostLimit sets the cost at which an evaluation stops with ErrCostLimit.
@@ -33,6 +34,13 @@ func WithCostLimit(limit uint64) Option {
 // is not bool, as a filter needs.
 func WithBoolResult() Option {
 	return func(c *config) { c.boolResult = true }
+}
+
+// WithVariables declares more variables of type dyn, besides msg, meta, raw
+// and seq, for an expression that its stage evaluates with Input.Vars set,
+// such as the response of an http stage's merge.
+func WithVariables(names ...string) Option {
+	return func(c *config) { c.vars = append(c.vars, names...) }
 }
 
 // withFullDecode turns off field-wise decoding; tests and benchmarks compare
@@ -95,6 +103,9 @@ func Compile(src string, opts ...Option) (*Program, error) {
 		o(&cfg)
 	}
 	env, err := celEnv()
+	if err == nil && len(cfg.vars) > 0 {
+		env, err = extendedEnv(env, cfg.vars)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("building CEL environment: %w", err)
 	}

@@ -1,6 +1,8 @@
 package expr
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/cel-go/cel"
@@ -57,4 +59,26 @@ func newEnv() (*cel.Env, error) {
 	}
 	opts = append(opts, arithmeticFuncs()...)
 	return cel.NewCustomEnv(opts...)
+}
+
+// extended caches the environments of WithVariables by their sorted names.
+var extended sync.Map // string -> *cel.Env
+
+// extendedEnv returns base with the named dyn variables added.
+func extendedEnv(base *cel.Env, names []string) (*cel.Env, error) {
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	key := strings.Join(names, ",")
+	if e, ok := extended.Load(key); ok {
+		return e.(*cel.Env), nil
+	}
+	opts := make([]cel.EnvOption, len(names))
+	for i, n := range names {
+		opts[i] = cel.Variable(n, cel.DynType)
+	}
+	e, err := base.Extend(opts...)
+	if err != nil {
+		return nil, err
+	}
+	extended.Store(key, e)
+	return e, nil
 }

@@ -30,6 +30,9 @@ type Input struct {
 	// the same Input does not parse Raw again. An evaluation that decodes
 	// only some fields leaves it nil.
 	Decoded any
+	// Vars holds the values of the variables declared with WithVariables,
+	// as DecodeJSON returns values (or int64, string, ...).
+	Vars map[string]any
 }
 
 // Program is a compiled expression. It is safe for concurrent use by many
@@ -163,7 +166,7 @@ func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
 	return body, decoded, nil
 }
 
-// activation resolves the four variables for one evaluation.
+// activation resolves the four variables, and Input.Vars, for one evaluation.
 type activation struct {
 	in  *Input
 	msg any
@@ -185,7 +188,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case varSeq:
 		return types.Int(a.in.Seq), true
 	}
-	return nil, false
+	v, ok := a.in.Vars[name]
+	return v, ok
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }

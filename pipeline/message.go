@@ -117,6 +117,24 @@ func (m *Message) Context() context.Context {
 // span of the current stage.
 func (m *Message) SetContext(ctx context.Context) { m.ctx = ctx }
 
+// inherit makes r, returned by a processor in place of m, carry m's
+// acknowledgement: m resolves as r does. A copy of m holds its own
+// reference, so m's is released at once; a new message keeps its own ack
+// (which runs first) and resolves m after it.
+func (r *Message) inherit(m *Message) {
+	if r.tx == m.tx {
+		m.Ack()
+		return
+	}
+	own := r.tx.ack
+	r.tx.ack = func(err error) {
+		if own != nil {
+			own(err)
+		}
+		m.resolve(err)
+	}
+}
+
 // Ack reports that m was delivered. Only the first Ack or Nack counts.
 func (m *Message) Ack() { m.resolve(nil) }
 

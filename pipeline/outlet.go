@@ -114,6 +114,9 @@ func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
 	var drop *DropError
 	switch {
 	case err == nil && r != nil:
+		if r != m {
+			r.inherit(m)
+		}
 		_ = o.Send(ctx, r)
 	case err == nil:
 		o.Drop(m, "filtered")

@@ -420,3 +420,34 @@ func TestValidateRejectsCyclesAndDanglingNodes(t *testing.T) {
 		}
 	}
 }
+
+// A processor may return a message other than its input: a new one or a
+// copy. Either way the source ack waits for what was returned.
+func TestAProcessorReturningAnotherMessageHandsOnTheAck(t *testing.T) {
+	for name, replace := range map[string]func(m *pipeline.Message) *pipeline.Message{
+		"new":  func(m *pipeline.Message) *pipeline.Message { return pipeline.NewMessage([]byte("new"), nil) },
+		"copy": func(m *pipeline.Message) *pipeline.Message { return m.Copy() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := pipelinetest.NewSource(bodies(50)...)
+			sink := &pipelinetest.Sink{Fail: func(m *pipeline.Message) error {
+				if m.Meta["fail"] == "yes" {
+					return errors.New("refused")
+				}
+				return nil
+			}}
+			var n int
+			p := linear(t, src, process(func(_ context.Context, m *pipeline.Message) (*pipeline.Message, error) {
+				r := replace(m)
+				if n++; n%2 == 0 {
+					r.Meta = map[string]string{"fail": "yes"}
+				}
+				return r, nil
+			}), sink, pipeline.NodeOptions{Buffer: 4})
+			must(t, p.Run(context.Background()))
+			if a, nk := len(src.Acked()), len(src.Nacked()); a != 25 || nk != 25 {
+				t.Fatalf("acked %d, nacked %d; want 25 and 25", a, nk)
+			}
+		})
+	}
+}

@@ -18,7 +18,8 @@ type Source interface {
 // workers > 1.
 //
 // Process returns
-//   - (m2, nil): m2 (usually m itself, changed) goes downstream;
+//   - (m2, nil): m2 (usually m itself, changed) goes downstream and carries
+//     m's acknowledgement;
 //   - (nil, nil) or (nil, *DropError): m is dropped on purpose, acked and counted;
 //   - (_, err): m failed and goes to the dead-letter path with err.
 //

@@ -92,12 +92,25 @@ sink: {rec: {}}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(context.Background()) }()
 
-	// Finish the items in progress in random order, so later items often
-	// finish before earlier ones.
-	rng := rand.New(rand.NewPCG(7, 8))
+	// First, all four workers hold an item (the reorder buffer is empty,
+	// so they can); finish those last to first.
 	var busy []int
+	for range workers {
+		busy = append(busy, <-started)
+	}
+	slices.Sort(busy)
 	overtaken := 0
-	for range n {
+	for k := len(busy) - 1; k >= 0; k-- {
+		if k > 0 {
+			overtaken++
+		}
+		close(release[busy[k]])
+	}
+	busy = nil
+	// Then finish whatever is in progress in random order, so later items
+	// often finish before earlier ones.
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range n - workers {
 		for len(busy) == 0 || len(busy) < workers && len(started) > 0 {
 			busy = append(busy, <-started)
 		}

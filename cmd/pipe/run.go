@@ -66,6 +66,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	sigDone := make(chan struct{})
 	defer close(sigDone)
+	// stuck closes when the stop has outlasted its bound by stopGrace: a
+	// node is blocked in a call that ignores cancellation. pipe then exits
+	// without acking what is in flight.
+	stuck := make(chan struct{})
 	go func() {
 		select {
 		case s := <-sigs:
@@ -74,29 +78,55 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		case <-sigDone:
 			return
 		}
+		drainBound := w.current().DrainTimeout
+		if drainBound <= 0 {
+			drainBound = pipeline.DefaultDrainTimeout
+		}
+		bound := time.NewTimer(drainBound + stopGrace)
+		defer bound.Stop()
 		select {
 		case <-sigs:
 			logger.Warn("aborting: in-flight messages are nacked")
 			w.current().Kill()
+			bound.Reset(stopGrace)
+		case <-bound.C:
+			close(stuck)
+			return
+		case <-sigDone:
+			return
+		}
+		select {
+		case <-bound.C:
+			close(stuck)
 		case <-sigDone:
 		}
 	}()
 
 	start := time.Now()
 	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
-	var runErr error
-	if *watch {
+	done := make(chan error, 1)
+	go func() {
+		if !*watch {
+			done <- p.Run(ctx)
+			return
+		}
 		pollCtx, stopPoll := context.WithCancel(context.Background())
+		defer stopPoll()
 		changed := make(chan struct{}, 1)
 		var polling sync.WaitGroup
 		polling.Go(func() { pollChanges(pollCtx, file, 250*time.Millisecond, changed) })
-		runErr = w.run(ctx, p, changed)
+		err := w.run(ctx, p, changed)
 		stopPoll()
 		polling.Wait()
-		p = w.current()
-	} else {
-		runErr = p.Run(ctx)
+		done <- err
+	}()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-stuck:
+		runErr = errors.New("stop did not finish: a node ignores cancellation; exiting without acking in-flight messages")
 	}
+	p = w.current()
 	if !*quiet {
 		printSummary(stderr, p.Stats(), time.Since(start))
 	}
@@ -110,6 +140,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// stopGrace is how long pipe waits for nodes to return after the hard stop
+// before it exits regardless.
+const stopGrace = 3 * time.Second
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level

@@ -73,3 +73,15 @@ func TestGraphCommand(t *testing.T) {
 		t.Errorf("no file: exit %d, want %d", code, exitConfig)
 	}
 }
+
+func TestKindsMarkdownIsText(t *testing.T) {
+	_, md, _ := runCLI("kinds", "--markdown")
+	for _, h := range []string{"\n## Sources\n", "\n## Stages\n", "\n## Sinks\n"} {
+		if !strings.Contains(md, h) {
+			t.Errorf("no heading %q", h)
+		}
+	}
+	if strings.ContainsRune(md, 0) {
+		t.Error("markdown holds a NUL byte")
+	}
+}

@@ -24,6 +24,7 @@ import (
 // An entry is expired at now when now >= reference+ttl; a ttl of 0 means
 // entries never expire and are removed only by eviction or Delete. Expired
 // entries are misses: Get, Seen and GetOrSet remove them when they find them,
+// every insert of a new key removes a few from the least recently used end,
 // and Sweep removes all of them. Until then they occupy space and count in
 // Len.
 //
@@ -152,6 +153,21 @@ func (c *Cache[K, V]) Delete(key K) bool {
 	return ok
 }
 
+// DeleteIf removes key if it is present and match reports true for its
+// value, and reports whether it removed it. match is called with the cache
+// locked and must not use the cache. Use it to undo a Seen or GetOrSet only
+// if the entry is still the one the caller stored.
+func (c *Cache[K, V]) DeleteIf(key K, match func(V) bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[key]
+	if !ok || !match(e.val) {
+		return false
+	}
+	c.remove(e)
+	return true
+}
+
 // Sweep removes every entry expired at now and returns how many it removed.
 // It takes time proportional to Len, holding the lock throughout.
 func (c *Cache[K, V]) Sweep(now time.Time) int {
@@ -204,10 +220,26 @@ func (c *Cache[K, V]) lookup(key K, now time.Time) *entry[K, V] {
 	return e
 }
 
-// insert adds an entry for a key not in the cache, first making room by
-// removing the least recently used entry if the cache is full. c.mu must be
-// held.
+// trimBatch bounds how many expired entries one insert removes from the
+// tail, so an insert after a long quiet spell stays O(1).
+const trimBatch = 4
+
+// insert adds an entry for a key not in the cache, first removing up to
+// trimBatch expired entries from the least recently used end, then, if the
+// cache is still full, the least recently used entry. c.mu must be held.
+//
+// Trimming releases keys that went idle without waiting for a Sweep: with
+// NewIdle the tail is always the entry expiring first, so the expired
+// entries left by a burst of keys are released over the next inserts.
 func (c *Cache[K, V]) insert(key K, v V, now time.Time) (e *entry[K, V], evicted bool) {
+	for range trimBatch {
+		tail := c.root.prev
+		if tail == &c.root || !c.expired(tail, now) {
+			break
+		}
+		c.remove(tail)
+		c.stats.Expirations++
+	}
 	if len(c.items) >= c.maxKeys {
 		e = c.root.prev
 		if c.expired(e, now) {

@@ -304,3 +304,54 @@ func ExampleNewIdle() {
 	// 18m0s 3
 	// 40m0s 1
 }
+
+func TestDeleteIfRemovesOnlyAMatchingValue(t *testing.T) {
+	c := New[string, int](10, time.Minute)
+	c.Set("k", 1, t0)
+	is := func(want int) func(int) bool { return func(v int) bool { return v == want } }
+	if c.DeleteIf("k", is(2)) {
+		t.Errorf("DeleteIf(k, ==2) with value 1 = true, want false")
+	}
+	wantGet(t, c, "k", 0, 1, true)
+	if !c.DeleteIf("k", is(1)) {
+		t.Errorf("DeleteIf(k, ==1) with value 1 = false, want true")
+	}
+	wantGet(t, c, "k", 0, 0, false)
+	if c.DeleteIf("missing", is(0)) {
+		t.Errorf("DeleteIf(missing) = true, want false")
+	}
+}
+
+func TestInsertReleasesIdleKeysFromTheTail(t *testing.T) {
+	c := NewIdle[int, int](1000, time.Minute)
+	for i := range 100 {
+		c.Set(i, i, t0)
+	}
+	// An hour later the 100 keys are idle; each new key trims up to
+	// trimBatch of them, so 100/trimBatch inserts release all of them.
+	for i := range 100 / trimBatch {
+		c.Set(1000+i, i, at(time.Hour))
+	}
+	if got, want := c.Len(), 100/trimBatch; got != want {
+		t.Errorf("Len() = %d, want %d (only the new keys)", got, want)
+	}
+	wantStats(t, c, Stats{Expirations: 100})
+}
+
+func ExampleCache_DeleteIf() {
+	// Remember an ID when its message passes; forget it if delivery fails,
+	// but only if no later sighting replaced it.
+	seen := New[string, uint64](1000, time.Hour)
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	const sighting = 1
+	_, dup := seen.GetOrSet("order-7", now, func() uint64 { return sighting })
+	fmt.Println("duplicate:", dup)
+	// ... delivery failed:
+	fmt.Println("forgotten:", seen.DeleteIf("order-7", func(v uint64) bool { return v == sighting }))
+	_, dup = seen.GetOrSet("order-7", now, func() uint64 { return 2 })
+	fmt.Println("redelivery duplicate:", dup)
+	// Output:
+	// duplicate: false
+	// forgotten: true
+	// redelivery duplicate: false
+}

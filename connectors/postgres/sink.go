@@ -1,0 +1,196 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/expr"
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+type sinkConfig struct {
+	DSN        string                   `pipe:"dsn,required,secret" desc:"PostgreSQL connection string (URL or key=value); never printed. Usually ${PG_DSN}." example:"${PG_DSN}"`
+	Table      string                   `pipe:"table,required" desc:"Table to write, optionally schema-qualified (schema.table); quoted as identifiers." example:"orders"`
+	Columns    map[string]*expr.Program `pipe:"columns,required" desc:"Column name to CEL expression over msg and meta giving its value; objects and lists are sent as JSON." example:"{id: msg.id, amount: msg.amount, trace: meta.traceparent}"`
+	OnConflict []string                 `pipe:"on_conflict" desc:"Conflict target columns (a unique key) for an upsert; with no update list, conflicting rows are skipped (DO NOTHING)." example:"[id]"`
+	Update     []string                 `pipe:"update" desc:"Columns overwritten from the new row on conflict (DO UPDATE SET col = EXCLUDED.col); needs on_conflict." example:"[amount]"`
+	MaxConns   int                      `pipe:"max_conns" desc:"Most connections the sink's pool opens; sink workers beyond it wait for a connection." example:"4" min:"1"`
+}
+
+func init() {
+	component.Register(component.Sink("postgres",
+		"Inserts or upserts one row per message into a PostgreSQL table; a batch is written in one transaction.",
+		sinkConfig{MaxConns: 4}, newSink))
+}
+
+// sink writes rows through a pool opened on the first Write.
+type sink struct {
+	cols  []string
+	progs []*expr.Program
+	sql   string
+	cfg   *pgxpool.Config
+
+	mu   sync.Mutex
+	pool *pgxpool.Pool
+}
+
+var (
+	_ pipeline.Sink   = (*sink)(nil)
+	_ pipeline.Closer = (*sink)(nil)
+)
+
+func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
+	if len(c.Columns) == 0 {
+		return nil, errors.New("columns: needs at least one column")
+	}
+	if len(c.Update) > 0 && len(c.OnConflict) == 0 {
+		return nil, errors.New("update: needs on_conflict")
+	}
+	s := &sink{cols: slices.Sorted(maps.Keys(c.Columns))}
+	for _, name := range slices.Concat(c.OnConflict, c.Update) {
+		if c.Columns[name] == nil {
+			return nil, fmt.Errorf("on_conflict/update: %q is not one of columns %v", name, s.cols)
+		}
+	}
+	for _, col := range s.cols {
+		s.progs = append(s.progs, c.Columns[col])
+	}
+	s.sql = insertSQL(c.Table, s.cols, c.OnConflict, c.Update)
+	cfg, err := poolConfig(c.DSN, c.MaxConns, "pipe/"+env.Pipeline+"/"+env.Node)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg = cfg
+	return s, nil
+}
+
+// insertSQL builds INSERT INTO t (cols) VALUES ($1..) [ON CONFLICT ...].
+func insertSQL(table string, cols, conflict, update []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (", ident(table))
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pgx.Identifier{c}.Sanitize())
+	}
+	b.WriteString(") VALUES (")
+	for i := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", i+1)
+	}
+	b.WriteString(")")
+	if len(conflict) == 0 {
+		return b.String()
+	}
+	b.WriteString(" ON CONFLICT (")
+	for i, c := range conflict {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pgx.Identifier{c}.Sanitize())
+	}
+	if len(update) == 0 {
+		b.WriteString(") DO NOTHING")
+		return b.String()
+	}
+	b.WriteString(") DO UPDATE SET ")
+	for i, c := range update {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		q := pgx.Identifier{c}.Sanitize()
+		fmt.Fprintf(&b, "%s = EXCLUDED.%s", q, q)
+	}
+	return b.String()
+}
+
+// Write inserts m's row, or each member's row of a batch in one transaction,
+// and returns once the server has committed. A column expression error fails
+// the whole message with reason expression_error before anything is sent.
+func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
+	members := m.Batch()
+	if members == nil {
+		members = []*pipeline.Message{m}
+	}
+	rows := make([][]any, len(members))
+	for i, x := range members {
+		r, err := s.row(x)
+		if err != nil {
+			return err
+		}
+		rows[i] = r
+	}
+	pool, err := s.connect()
+	if err != nil {
+		return err
+	}
+	if len(rows) == 1 {
+		_, err = pool.Exec(ctx, s.sql, rows[0]...)
+	} else {
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			b := &pgx.Batch{}
+			for _, r := range rows {
+				b.Queue(s.sql, r...)
+			}
+			return tx.SendBatch(ctx, b).Close()
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: write %d row(s): %w", len(rows), classify(err))
+	}
+	return nil
+}
+
+// row evaluates the column expressions for one message.
+func (s *sink) row(m *pipeline.Message) ([]any, error) {
+	in := &expr.Input{Raw: m.Body, Meta: m.Meta, Decoded: m.Decoded()}
+	vals := make([]any, len(s.progs))
+	for i, p := range s.progs {
+		v, err := p.EvalNative(in)
+		if err != nil {
+			return nil, pipeline.WithReason(pipeline.ReasonExpression, fmt.Errorf("postgres: column %q: %w", s.cols[i], err))
+		}
+		vals[i] = v
+	}
+	if in.Decoded != nil && m.Decoded() == nil {
+		m.SetDecoded(in.Decoded)
+	}
+	return vals, nil
+}
+
+// connect returns the pool, creating it on first use. Creating a pool does
+// not dial; the first query does.
+func (s *sink) connect() (*pgxpool.Pool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pool == nil {
+		p, err := pgxpool.NewWithConfig(context.Background(), s.cfg)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		s.pool = p
+	}
+	return s.pool, nil
+}
+
+// Close closes the pool, waiting for connections in use to be released.
+func (s *sink) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pool != nil {
+		s.pool.Close()
+		s.pool = nil
+	}
+	return nil
+}
