@@ -67,7 +67,7 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 			}
 		}
 	case GraphDot:
-		fmt.Fprintf(&b, "digraph %q {\n  rankdir=LR;\n  node [fontname=\"Helvetica\" fontsize=11];\n", c.Name)
+		fmt.Fprintf(&b, "digraph %q {\n  rankdir=LR;\n  node [fontname=\"Helvetica\" fontsize=11];\n  edge [fontname=\"Helvetica\" fontsize=10];\n", c.Name)
 		for _, n := range nodes {
 			shape := "box"
 			switch {

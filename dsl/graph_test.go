@@ -1,8 +1,10 @@
 package dsl_test
 
 import (
+	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func TestGraphGolden(t *testing.T) {
 	env := map[string]string{"TOKEN": "s3cr3t-token", "ARCHIVE_PATH": "/srv/secret-path.ndjson"}
 	opts := &dsl.Options{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-	for _, file := range []string{"testdata/graph/fanout.yaml", "../pipelines/quickstart.yaml"} {
+	for _, file := range []string{"testdata/graph/fanout.yaml", "../pipelines/quickstart.yaml", "../pipelines/resilient.yaml", "../pipelines/throttle.yaml"} {
 		c, err := dsl.ParseFile(file, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -47,5 +49,42 @@ func TestGraphGolden(t *testing.T) {
 	}
 	if _, err := dsl.Graph(&dsl.Config{}, nil, "png"); err == nil {
 		t.Error("Graph accepted an unknown format")
+	}
+}
+
+// Every example pipeline's dot output is accepted by Graphviz, so
+// `pipe graph FILE --format dot | dot -Tpng` renders it.
+func TestGraphDotRenders(t *testing.T) {
+	dot, err := exec.LookPath("dot")
+	if err != nil {
+		t.Skip("Graphviz dot is not on PATH")
+	}
+	files, _ := filepath.Glob("../pipelines/*.yaml")
+	files = append(files, "testdata/graph/fanout.yaml")
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.yaml") {
+			continue
+		}
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			c, err := dsl.ParseFile(file, &dsl.Options{Lookup: func(string) (string, bool) { return "x", true }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := dsl.Graph(c, nil, dsl.GraphDot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(dot, "-Tsvg")
+			cmd.Stdin = strings.NewReader(src)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			svg, err := cmd.Output()
+			if err != nil || stderr.Len() > 0 {
+				t.Fatalf("dot -Tsvg: %v\n%s\n%s", err, stderr.String(), src)
+			}
+			if !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte(c.Name)) {
+				t.Errorf("dot -Tsvg output is not an SVG of %s:\n%.300s", c.Name, svg)
+			}
+		})
 	}
 }

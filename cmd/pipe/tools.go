@@ -18,13 +18,14 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", dsl.GraphMermaid, "output format: mermaid or dot")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+	files, err := parseInterspersed(fs, args)
+	if err != nil || len(files) != 1 {
 		if err == nil {
 			fmt.Fprintln(stderr, "usage: pipe graph [--format mermaid|dot] FILE")
 		}
 		return exitConfig
 	}
-	file := fs.Arg(0)
+	file := files[0]
 	c, err := dsl.ParseFile(file, nil)
 	if err != nil {
 		reportConfigError(stderr, file, err)
@@ -37,6 +38,27 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, out)
 	return exitOK
+}
+
+// parseInterspersed parses flags that may come before or after the file
+// arguments (`pipe graph FILE --format dot`) and returns the files. "--"
+// ends flag parsing.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(files, rest...), nil
+		}
+		if len(rest) == 0 {
+			return files, nil
+		}
+		files = append(files, rest[0])
+		args = rest[1:]
+	}
 }
 
 // cmdSchema prints the JSON Schema of pipeline files.

@@ -66,6 +66,9 @@ func TestGraphCommand(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(out, `digraph "quickstart"`) {
 		t.Errorf("pipe graph --format dot = %d\n%s", code, out)
 	}
+	if code, after, _ := runCLI("graph", "../../pipelines/quickstart.yaml", "--format", "dot"); code != exitOK || after != out {
+		t.Errorf("pipe graph FILE --format dot = %d, want the same graph as with the flag first:\n%s", code, after)
+	}
 	if code, _, _ := runCLI("graph", "--format", "png", "../../pipelines/quickstart.yaml"); code != exitConfig {
 		t.Errorf("unknown format: exit %d, want %d", code, exitConfig)
 	}
