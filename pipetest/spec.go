@@ -16,6 +16,8 @@
 //	      sinks: {out: [{id: 1, cents: 25000}]}
 //	      dead_letters: [{stage: parse, reason: invalid_payload}]
 //	      dropped: {small: 0}
+//	      breakers: {out: [open, half_open, closed]}
+//	      flush_reasons: {size: 2, wait: 1}
 //
 // Time is virtual: the clock stands still while the pipeline works and
 // jumps to the next timer when nothing else can happen, so a 30s recovery
@@ -27,6 +29,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -74,6 +78,13 @@ type Expect struct {
 	Dropped     map[string]int64 // node -> dropped
 	Acked       *int
 	Nacked      *int
+	// Breakers lists, per node, the states its circuit breaker moved to,
+	// in order: [open, half_open, closed].
+	Breakers map[string][]string
+	// FlushReasons counts the batches the sinks accepted by the
+	// batch.flush_reason the batch stage gave them: {size: 2, wait: 1}.
+	// Reasons not listed must not occur.
+	FlushReasons map[string]int
 }
 
 // raw test file shapes, decoded strictly.
@@ -104,12 +115,14 @@ type rawFault struct {
 }
 
 type rawExpect struct {
-	Sinks       map[string][]yaml.Node `yaml:"sinks"`
-	Counts      map[string]int         `yaml:"counts"`
-	DeadLetters []map[string]any       `yaml:"dead_letters"`
-	Dropped     map[string]int64       `yaml:"dropped"`
-	Acked       *int                   `yaml:"acked"`
-	Nacked      *int                   `yaml:"nacked"`
+	Sinks        map[string][]yaml.Node `yaml:"sinks"`
+	Counts       map[string]int         `yaml:"counts"`
+	DeadLetters  []map[string]any       `yaml:"dead_letters"`
+	Dropped      map[string]int64       `yaml:"dropped"`
+	Acked        *int                   `yaml:"acked"`
+	Nacked       *int                   `yaml:"nacked"`
+	Breakers     map[string][]string    `yaml:"breakers"`
+	FlushReasons map[string]int         `yaml:"flush_reasons"`
 }
 
 // Parse reads a test file's content.
@@ -214,7 +227,21 @@ func parseCase(rc rawCase) (*Case, error) {
 		c.Faults[sink] = f
 	}
 	e := rc.Expect
-	c.Expect = Expect{Counts: e.Counts, DeadLetters: e.DeadLetters, Dropped: e.Dropped, Acked: e.Acked, Nacked: e.Nacked}
+	c.Expect = Expect{Counts: e.Counts, DeadLetters: e.DeadLetters, Dropped: e.Dropped, Acked: e.Acked, Nacked: e.Nacked,
+		FlushReasons: e.FlushReasons}
+	if e.Breakers != nil {
+		c.Expect.Breakers = map[string][]string{}
+		for node, states := range e.Breakers {
+			for i, s := range states {
+				s = stateName(s)
+				if !slices.Contains(breakerStates, s) {
+					return nil, fmt.Errorf("expect.breakers.%s: unknown state %q (want one of %v)", node, states[i], breakerStates)
+				}
+				states[i] = s
+			}
+			c.Expect.Breakers[node] = states
+		}
+	}
 	if e.Sinks != nil {
 		c.Expect.Sinks = map[string][]any{}
 		for sink, nodes := range e.Sinks {
@@ -301,3 +328,9 @@ func jsonable(v any) any {
 	}
 	return v
 }
+
+var breakerStates = []string{"closed", "half_open", "open"}
+
+// stateName spells a breaker state as the test files do: half_open, not
+// half-open.
+func stateName(s string) string { return strings.ReplaceAll(s, "-", "_") }
