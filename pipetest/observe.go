@@ -93,12 +93,12 @@ func diff(want, got []string, eq func(i, j int) bool) string {
 		case i < len(want) && j < len(got) && eq(i, j):
 			b.WriteString("      " + got[j] + "\n")
 			i, j = i+1, j+1
-		case j < len(got) && (i == len(want) || lcs[i][j+1] >= lcs[i+1][j]):
-			b.WriteString("    + " + got[j] + "\n")
-			j++
-		default:
+		case i < len(want) && (j == len(got) || lcs[i+1][j] >= lcs[i][j+1]):
 			b.WriteString("    - " + want[i] + "\n")
 			i++
+		default:
+			b.WriteString("    + " + got[j] + "\n")
+			j++
 		}
 	}
 	return b.String()
