@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test vet validate docs bench fuzz hostile quickstart clean
+.PHONY: all build test vet validate docs bench fuzz hostile quickstart scaleout clean
 
 all: build
 
@@ -48,6 +48,12 @@ fuzz:
 # checked here, in a benchmark, not in a timed test.
 hostile:
 	$(GO) test -run '^$$' -bench 'Hostile' -benchtime 3x ./dsl/
+
+# Two and three `pipe run` processes sharing one JetStream durable consumer
+# and one Redis consumer group, one of them killed with SIGKILL: throughput
+# and lost/duplicate counts (needs both servers; SCALEOUT_N sets the size).
+scaleout:
+	$(GO) test -tags scaleout -count=1 -v -timeout 30m ./test/scaleout/
 
 clean:
 	rm -rf bin bench.out
