@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -54,5 +55,19 @@ func TestTestExitCodes(t *testing.T) {
 	}
 	if code, _, _ := runCLI("test"); code != exitConfig {
 		t.Errorf("no file: exit %d, want %d", code, exitConfig)
+	}
+}
+
+// `make validate` runs pipelines/*_test.yaml; every example pipeline needs
+// one so that CI exercises it without services.
+func TestEveryExamplePipelineHasATestFile(t *testing.T) {
+	files, _ := filepath.Glob("../../pipelines/*.yaml")
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.yaml") {
+			continue
+		}
+		if _, err := os.Stat(strings.TrimSuffix(f, ".yaml") + "_test.yaml"); err != nil {
+			t.Errorf("%s has no %s_test.yaml next to it (see pipelines/quickstart_test.yaml)", f, strings.TrimSuffix(filepath.Base(f), ".yaml"))
+		}
 	}
 }
