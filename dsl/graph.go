@@ -21,7 +21,8 @@ const (
 // digraph. Each node shows its name, kind and the scalar settings it sets
 // (workers, buffer, rate, size, ...), never the value of a secret field or
 // of anything that came from an environment variable. Failure paths to the
-// dead-letter sink are dashed.
+// dead-letter sink are dashed, and drawn from every node that can fail a
+// message: each stage and sink, and the sources in sourcesThatFail.
 func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 	if reg == nil {
 		reg = component.Default
@@ -61,7 +62,7 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 		}
 		if c.DeadLetter != nil {
 			for _, n := range c.Nodes {
-				if n.Role != pipeline.RoleSource {
+				if canFail(n) {
 					fmt.Fprintf(&b, "  %s -. failed .-> %s\n", ids[n.Name], ids[c.DeadLetter.Name])
 				}
 			}
@@ -91,7 +92,7 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 		}
 		if c.DeadLetter != nil {
 			for _, n := range c.Nodes {
-				if n.Role != pipeline.RoleSource {
+				if canFail(n) {
 					fmt.Fprintf(&b, "  %s -> %s [style=dashed color=red label=\"failed\"];\n", ids[n.Name], ids[c.DeadLetter.Name])
 				}
 			}
@@ -103,6 +104,16 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 	return b.String(), nil
 }
 
+// sourcesThatFail are the source kinds that dead-letter what they cannot
+// read (an undecodable line, a message redelivered too often). Every stage
+// and sink can fail a message; other sources cannot.
+var sourcesThatFail = []string{"file", "nats_jetstream", "redis_streams", "stdin"}
+
+// canFail reports whether n can send messages to the dead-letter sink.
+func canFail(n *Node) bool {
+	return n.Role != pipeline.RoleSource || slices.Contains(sourcesThatFail, n.Kind)
+}
+
 // label is a node's name, kind and settings, one per line.
 func label(c *Config, reg *component.Registry, n *Node) []string {
 	lines := []string{n.Name}
@@ -112,27 +123,34 @@ func label(c *Config, reg *component.Registry, n *Node) []string {
 	if n.Kind == flowKind {
 		return lines
 	}
-	secret := map[string]bool{}
+	var fields []component.Field
 	if k, ok := reg.Lookup(n.Role, n.Kind); ok {
-		for _, f := range k.Fields {
-			secret[f.Name] = f.Secret
-		}
+		fields = k.Fields
 		if k.Shorthand != "" && n.Body != nil && n.Body.Kind == yaml.ScalarNode {
-			lines = append(lines, short(c, n.Body, secret[k.Shorthand]))
+			lines = append(lines, short(c, n.Body, fieldNamed(fields, k.Shorthand).Secret))
 		}
 	}
-	settings := func(m *yaml.Node, prefix string, hide map[string]bool) {
+	// settings adds the scalar settings of mapping m, and those of its
+	// nested mappings one level down (map: {set: {a: ...}}).
+	var settings func(m *yaml.Node, prefix string, fields []component.Field, depth int)
+	settings = func(m *yaml.Node, prefix string, fields []component.Field, depth int) {
 		if m == nil || m.Kind != yaml.MappingNode {
 			return
 		}
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			k, v := m.Content[i], m.Content[i+1]
-			if v.Kind == yaml.ScalarNode {
-				lines = append(lines, prefix+k.Value+": "+short(c, v, hide[k.Value]))
+			f := fieldNamed(fields, k.Value)
+			switch {
+			case v.Kind == yaml.ScalarNode:
+				lines = append(lines, prefix+k.Value+": "+short(c, v, f.Secret))
+			case v.Kind == yaml.MappingNode && f.Secret:
+				lines = append(lines, prefix+k.Value+": (hidden)")
+			case v.Kind == yaml.MappingNode && depth > 0:
+				settings(v, prefix+k.Value+".", f.Fields, depth-1)
 			}
 		}
 	}
-	settings(n.Body, "", secret)
+	settings(n.Body, "", fields, 1)
 	if n.Workers > 1 {
 		lines = append(lines, fmt.Sprintf("workers: %d", n.Workers))
 	}
@@ -148,10 +166,20 @@ func label(c *Config, reg *component.Registry, n *Node) []string {
 		if v := n.Common[k]; v.Kind == yaml.ScalarNode {
 			lines = append(lines, k+": "+short(c, v, false))
 		} else {
-			settings(v, k+".", nil)
+			settings(v, k+".", nil, 0)
 		}
 	}
 	return lines
+}
+
+// fieldNamed is the field of that name, or the zero Field.
+func fieldNamed(fields []component.Field, name string) component.Field {
+	for _, f := range fields {
+		if f.Name == name {
+			return f
+		}
+	}
+	return component.Field{}
 }
 
 // short shows a scalar setting, hiding secrets and values from the

@@ -15,9 +15,9 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestGraphGolden(t *testing.T) {
-	env := map[string]string{"TOKEN": "s3cr3t-token", "ARCHIVE_PATH": "/srv/secret-path.ndjson"}
+	env := map[string]string{"TOKEN": "s3cr3t-token", "ARCHIVE_PATH": "/srv/secret-path.ndjson", "INBOX": "/srv/secret-inbox.ndjson"}
 	opts := &dsl.Options{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-	for _, file := range []string{"testdata/graph/fanout.yaml", "../pipelines/quickstart.yaml", "../pipelines/resilient.yaml", "../pipelines/throttle.yaml"} {
+	for _, file := range []string{"testdata/graph/fanout.yaml", "testdata/graph/relay.yaml", "../pipelines/quickstart.yaml", "../pipelines/resilient.yaml", "../pipelines/throttle.yaml"} {
 		c, err := dsl.ParseFile(file, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -60,7 +60,7 @@ func TestGraphDotRenders(t *testing.T) {
 		t.Skip("Graphviz dot is not on PATH")
 	}
 	files, _ := filepath.Glob("../pipelines/*.yaml")
-	files = append(files, "testdata/graph/fanout.yaml")
+	files = append(files, "testdata/graph/fanout.yaml", "testdata/graph/relay.yaml")
 	for _, file := range files {
 		if strings.HasSuffix(file, "_test.yaml") {
 			continue
