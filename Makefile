@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test vet validate docs bench fuzz hostile quickstart scaleout clean
+.PHONY: all build test vet validate docs bench fuzz hostile quickstart scaleout clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -36,6 +36,21 @@ quickstart:
 bench:
 	$(GO) test -run '^$$' -bench 'Quickstart' -benchmem -count 6 ./bench/ | tee bench.out
 
+# Throughput with tracing off, at 1% and at 100% sampling (docs/observability.md).
+bench-tracing:
+	$(GO) test -run '^$$' -bench 'Throughput|Quickstart|Hooks' -benchtime 200000x -count 6 ./tracing/ | tee bench-tracing.out
+
+# Jaeger (v2 all-in-one, in-memory) on 127.0.0.1: OTLP 4317/4318, UI and API 16686.
+# Built from source into bin/ on first use (several minutes).
+jaeger:
+	scripts/jaeger.sh
+
+# Export traces from `pipe run` to a background Jaeger and check the span
+# trees through its query API.
+e2e-jaeger: build
+	scripts/jaeger.sh start
+	$(GO) test -tags e2e -count=1 -run 'Jaeger' -v ./tracing/; status=$$?; scripts/jaeger.sh stop; exit $$status
+
 # Each fuzz target briefly (CI); set FUZZTIME=10m for a longer run.
 fuzz:
 	@for p in $$($(GO) list ./...); do \
@@ -56,4 +71,4 @@ scaleout:
 	$(GO) test -tags scaleout -count=1 -v -timeout 30m ./test/scaleout/
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out bench-tracing.out

@@ -39,6 +39,9 @@ type Pipeline struct {
 	DrainTimeout time.Duration
 	// Clock timestamps dead letters; nil means SystemClock.
 	Clock Clock
+	// Tracer, if set, observes every message at every node (see package
+	// tracing). Set it before Run.
+	Tracer Tracer
 
 	nodes   []*node
 	byName  map[string]*node
@@ -64,6 +67,7 @@ type node struct {
 	producers atomic.Int32
 	in        chan *Message
 
+	info       NodeInfo
 	stats      counters
 	abandoned  atomic.Int64
 	lastLog    atomic.Int64
@@ -311,6 +315,7 @@ func (p *Pipeline) Stats() []NodeStats {
 			Dropped:      n.stats.dropped.Load(),
 			DeadLettered: n.stats.deadLettered.Load(),
 			Nacked:       n.stats.nacked.Load(),
+			Acked:        n.stats.acked.Load(),
 			Latency:      n.stats.latency.snapshot(),
 			Buffer:       n.opts.Buffer,
 		}

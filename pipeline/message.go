@@ -150,6 +150,10 @@ type tx struct {
 	refs atomic.Int64
 	err  atomic.Pointer[error]
 	ack  AckFunc
+	// src counts the outcome at the source node; traced ends the trace.
+	// Both are set before the message is first sent.
+	src    *counters
+	traced func(error)
 }
 
 func (t *tx) release(err error) {
@@ -159,14 +163,23 @@ func (t *tx) release(err error) {
 	if t.refs.Add(-1) != 0 {
 		return
 	}
-	if t.ack == nil {
-		return
-	}
+	var final error
 	if p := t.err.Load(); p != nil {
-		t.ack(*p)
-		return
+		final = *p
 	}
-	t.ack(nil)
+	if t.src != nil {
+		if final == nil {
+			t.src.acked.Add(1)
+		} else {
+			t.src.nacked.Add(1)
+		}
+	}
+	if t.traced != nil {
+		t.traced(final)
+	}
+	if t.ack != nil {
+		t.ack(final)
+	}
 }
 
 // failures records a message's failed attempts for its dead-letter envelope.
