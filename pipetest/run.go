@@ -24,6 +24,7 @@ import (
 // Result is the outcome of one test case.
 type Result struct {
 	Name     string
+	Line     int      // of the test in its file
 	Failures []string // empty when the test passed
 	Elapsed  time.Duration
 }
@@ -74,7 +75,7 @@ func RunFile(ctx context.Context, path string, opts Options) ([]Result, error) {
 		if err != nil {
 			return results, err
 		}
-		results = append(results, Result{Name: c.Name, Failures: fails, Elapsed: time.Since(start)})
+		results = append(results, Result{Name: c.Name, Line: c.Line, Failures: fails, Elapsed: time.Since(start)})
 	}
 	return results, nil
 }

@@ -49,6 +49,7 @@ type File struct {
 // Case is one test.
 type Case struct {
 	Name   string
+	Line   int                 // of the test in its file
 	Inputs map[string][][]byte // source node ("" = the only source) -> bodies
 	Steps  []Step
 	Faults map[string]Fault // sink node -> fault
@@ -131,7 +132,7 @@ func Parse(path string, src []byte) (*File, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	_ = root // LoadYAML bounded size, aliases and depth; decode strictly now.
+	// LoadYAML bounded size, aliases and depth; decode strictly now.
 	var rf rawFile
 	d := yaml.NewDecoder(bytes.NewReader(src))
 	d.KnownFields(true)
@@ -156,6 +157,9 @@ func Parse(path string, src []byte) (*File, error) {
 		}
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("test_%d", i+1)
+		}
+		if tests := mapValue(root, "tests"); tests != nil && i < len(tests.Content) {
+			c.Line = tests.Content[i].Line
 		}
 		f.Tests = append(f.Tests, c)
 	}
@@ -257,6 +261,19 @@ func parseCase(rc rawCase) (*Case, error) {
 		}
 	}
 	return c, nil
+}
+
+// mapValue is the value of key in mapping m, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 func nodesOf(ns []*yaml.Node) []yaml.Node {

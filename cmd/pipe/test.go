@@ -46,7 +46,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 			failed++
 			fmt.Fprintf(stdout, "--- FAIL: %s (%.2fs)\n", r.Name, secs)
 			for _, f := range r.Failures {
-				fmt.Fprintf(stdout, "    %s: %s\n", file, strings.ReplaceAll(strings.TrimRight(f, "\n"), "\n", "\n    "))
+				fmt.Fprintf(stdout, "    %s:%d: %s\n", file, r.Line, strings.ReplaceAll(strings.TrimRight(f, "\n"), "\n", "\n    "))
 			}
 		}
 	}
