@@ -70,6 +70,7 @@ func formatYAML(file string, src []byte) ([]byte, error) {
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return nil, err
 	}
+	spellFlowNulls(&doc, false)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -101,6 +102,19 @@ func formatYAML(file string, src []byte) ([]byte, error) {
 		res.Write(l)
 	}
 	return res.Bytes(), nil
+}
+
+// spellFlowNulls writes "null" for the empty nulls inside flow
+// collections ({a: , b}) or with an anchor (&x), which yaml.v3 would
+// encode as '' and so turn into empty strings.
+func spellFlowNulls(n *yaml.Node, inFlow bool) {
+	inFlow = inFlow || n.Style&yaml.FlowStyle != 0
+	if (inFlow || n.Anchor != "") && n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" {
+		n.Value = "null"
+	}
+	for _, c := range n.Content {
+		spellFlowNulls(c, inFlow)
+	}
 }
 
 // startLine is the first line of n, counting its head comment.

@@ -111,3 +111,35 @@ func TestFmtFlags(t *testing.T) {
 		t.Errorf("no file: exit %d, want %d", code, exitConfig)
 	}
 }
+
+// Whatever parses formats to a document with the same values, and
+// formatting that output again changes nothing.
+func FuzzFormatYAML(f *testing.F) {
+	files, _ := filepath.Glob("../../pipelines/*.yaml")
+	for _, file := range files {
+		if src, err := os.ReadFile(file); err == nil {
+			f.Add(src)
+		}
+	}
+	f.Add([]byte("# head\n\na: 1 # line\n\n\nb:\n    - x\n\n    - {y: 2}\n# foot\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		once, err := formatYAML("f.yaml", src)
+		if err != nil {
+			return
+		}
+		twice, err := formatYAML("f.yaml", once)
+		if err != nil {
+			t.Fatalf("formatted output does not parse: %v\n%s", err, once)
+		}
+		if string(once) != string(twice) {
+			t.Fatalf("not idempotent: once\n%s\ntwice\n%s", once, twice)
+		}
+		var before, after any
+		if yaml.Unmarshal(src, &before) != nil || yaml.Unmarshal(once, &after) != nil {
+			return
+		}
+		if !reflect.DeepEqual(before, after) {
+			t.Fatalf("values changed:\n%s\n->\n%s", src, once)
+		}
+	})
+}
