@@ -79,7 +79,7 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 			case n.Role == pipeline.RoleSink:
 				shape = "cylinder"
 			}
-			fmt.Fprintf(&b, "  %s [shape=%s label=%q];\n", ids[n.Name], shape, strings.Join(label(c, reg, n), "\n"))
+			fmt.Fprintf(&b, "  %s [shape=%s label=%s];\n", ids[n.Name], shape, dotLabel(label(c, reg, n)))
 		}
 		for _, n := range c.Nodes {
 			for _, in := range n.Inputs {
@@ -157,16 +157,55 @@ func label(c *Config, reg *component.Registry, n *Node) []string {
 	if n.Buffer > 0 {
 		lines = append(lines, fmt.Sprintf("buffer: %d", n.Buffer))
 	}
-	keys := make([]string, 0, len(n.Common))
-	for k := range n.Common {
+	for _, k := range policyOrder(n.Common) {
+		lines = append(lines, policyLines(c, k, n.Common[k])...)
+	}
+	return lines
+}
+
+// policyOrder lists the policy keys of a node outermost first, as they
+// wrap it: retry, breaker, timeout, then any other key by name.
+func policyOrder(common map[string]*yaml.Node) []string {
+	rank := func(k string) int {
+		if i := slices.Index([]string{"retry", "breaker", "timeout"}, k); i >= 0 {
+			return i
+		}
+		return 3
+	}
+	keys := make([]string, 0, len(common))
+	for k := range common {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if v := n.Common[k]; v.Kind == yaml.ScalarNode {
-			lines = append(lines, k+": "+short(c, v, false))
+	slices.SortFunc(keys, func(a, b string) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
+
+// policyLines shows a policy on as few lines as fit: "retry:
+// max_attempts=6 base_delay=100ms", wrapped near 56 characters.
+func policyLines(c *Config, key string, v *yaml.Node) []string {
+	if v.Kind == yaml.ScalarNode {
+		return []string{key + ": " + short(c, v, false)}
+	}
+	if v.Kind != yaml.MappingNode {
+		return nil
+	}
+	lines := []string{key + ":"}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		if val.Kind != yaml.ScalarNode {
+			continue
+		}
+		item := k.Value + "=" + short(c, val, false)
+		last := &lines[len(lines)-1]
+		if len(*last) > len(key)+1 && len(*last)+1+len(item) > 56 {
+			lines = append(lines, "  "+item)
 		} else {
-			settings(v, k+".", nil, 0)
+			*last += " " + item
 		}
 	}
 	return lines
@@ -193,6 +232,20 @@ func short(c *Config, v *yaml.Node, secret bool) string {
 		s = string(r[:39]) + "…"
 	}
 	return s
+}
+
+var dotEscape = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", " ")
+
+// dotLabel quotes lines as a dot label, each line left-justified.
+func dotLabel(lines []string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, l := range lines {
+		b.WriteString(dotEscape.Replace(l))
+		b.WriteString(`\l`)
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 var mermaidEscape = strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;")
