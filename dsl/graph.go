@@ -77,7 +77,7 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 			case n.Role == pipeline.RoleSource:
 				shape = "box style=rounded"
 			case n.Role == pipeline.RoleSink:
-				shape = "cylinder"
+				shape = "box peripheries=2"
 			}
 			fmt.Fprintf(&b, "  %s [shape=%s label=%s];\n", ids[n.Name], shape, dotLabel(label(c, reg, n)))
 		}
