@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/pipe-dsl/pipe/component"
@@ -26,7 +27,15 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	file := files[0]
-	c, err := dsl.ParseFile(file, nil)
+	// Values from the environment are never drawn, so an unset variable
+	// (a token on a laptop) need not stop the drawing.
+	lookup := func(k string) (string, bool) {
+		if v, ok := os.LookupEnv(k); ok {
+			return v, true
+		}
+		return "unset", true
+	}
+	c, err := dsl.ParseFile(file, &dsl.Options{Lookup: lookup})
 	if err != nil {
 		reportConfigError(stderr, file, err)
 		return exitConfig
