@@ -106,7 +106,7 @@ func formatYAML(file string, src []byte) ([]byte, error) {
 
 // spellFlowNulls writes "null" for the empty nulls inside flow
 // collections ({a: , b}) or with an anchor (&x), which yaml.v3 would
-// encode as ” and so turn into empty strings.
+// encode as an empty quoted string, changing the value.
 func spellFlowNulls(n *yaml.Node, inFlow bool) {
 	inFlow = inFlow || n.Style&yaml.FlowStyle != 0
 	if (inFlow || n.Anchor != "") && n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" {
