@@ -147,6 +147,10 @@ func label(c *Config, reg *component.Registry, n *Node) []string {
 				lines = append(lines, prefix+k.Value+": (hidden)")
 			case v.Kind == yaml.MappingNode && depth > 0:
 				settings(v, prefix+k.Value+".", f.Fields, depth-1)
+			case v.Kind == yaml.SequenceNode && f.Secret:
+				lines = append(lines, prefix+k.Value+": (hidden)")
+			case v.Kind == yaml.SequenceNode && depth > 0:
+				lines = append(lines, listLines(c, prefix+k.Value, v, f.Fields)...)
 			}
 		}
 	}
@@ -207,6 +211,30 @@ func policyLines(c *Config, key string, v *yaml.Node) []string {
 		} else {
 			*last += " " + item
 		}
+	}
+	return lines
+}
+
+// listLines shows a list: scalars on one line, "delete: [a, b]", and each
+// object on its own, "cases: name=errors when=msg.level == …".
+func listLines(c *Config, key string, seq *yaml.Node, fields []component.Field) []string {
+	var lines, scalars []string
+	for _, item := range seq.Content {
+		switch item.Kind {
+		case yaml.ScalarNode:
+			scalars = append(scalars, short(c, item, false))
+		case yaml.MappingNode:
+			var kv []string
+			for i := 0; i+1 < len(item.Content); i += 2 {
+				if v := item.Content[i+1]; v.Kind == yaml.ScalarNode {
+					kv = append(kv, item.Content[i].Value+"="+short(c, v, fieldNamed(fields, item.Content[i].Value).Secret))
+				}
+			}
+			lines = append(lines, key+": "+strings.Join(kv, " "))
+		}
+	}
+	if len(scalars) > 0 {
+		lines = append([]string{key + ": [" + strings.Join(scalars, ", ") + "]"}, lines...)
 	}
 	return lines
 }
