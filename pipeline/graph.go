@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -168,11 +169,13 @@ func (p *Pipeline) Connect(from, port, to string) error {
 	if t.role == RoleSource {
 		return fmt.Errorf("connect: source %q has no input", to)
 	}
-	if port != "" {
-		r, ok := f.stageValue().(Router)
-		if !ok || !slices.Contains(r.Ports(), port) {
-			return fmt.Errorf("connect: node %q has no output port %q", from, port)
-		}
+	r, isRouter := f.stageValue().(Router)
+	switch {
+	case port != "" && (!isRouter || !slices.Contains(r.Ports(), port)):
+		return fmt.Errorf("connect: node %q has no output port %q", from, port)
+	case port == "" && isRouter && !slices.Contains(r.Ports(), ""):
+		return fmt.Errorf("connect: %q sends only to named ports; read one as %s.PORT (ports: %s)",
+			from, from, strings.Join(r.Ports(), ", "))
 	}
 	if slices.Contains(f.outs[port], t) {
 		return fmt.Errorf("connect: duplicate edge %s.%s -> %s", from, port, to)

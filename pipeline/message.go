@@ -48,10 +48,19 @@ func NewMessage(body []byte, ack AckFunc) *Message {
 // NewBatch returns one message standing for members. Acking the batch acks
 // every member; nacking it nacks every member. Members must not be acked
 // separately afterwards.
-func NewBatch(members []*Message) *Message {
+func NewBatch(members []*Message) *Message { return NewBatchFunc(members, nil) }
+
+// NewBatchFunc is [NewBatch] with done, which may be nil, called once the
+// batch is resolved (after its members) with the batch's outcome: nil when
+// every copy of the batch was delivered. Batching stages use it to bound
+// the batches they have outstanding.
+func NewBatchFunc(members []*Message, done AckFunc) *Message {
 	b := NewMessage(nil, func(err error) {
 		for _, m := range members {
 			m.resolve(err)
+		}
+		if done != nil {
+			done(err)
 		}
 	})
 	b.batch = members

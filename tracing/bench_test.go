@@ -35,7 +35,7 @@ func (discard) Write(context.Context, *pipeline.Message) error { return nil }
 type noopExporter struct{}
 
 func (noopExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (noopExporter) Shutdown(context.Context) error                            { return nil }
+func (noopExporter) Shutdown(context.Context) error                             { return nil }
 
 // cpuTime is the process's user and system CPU time so far. CPU per message
 // is steadier than wall-clock throughput on a shared machine.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -136,6 +137,29 @@ func assertSessionEmpty(t testing.TB, id, topic string) {
 	c := connect(t, id, false, 600)
 	c.expectMarker(t, topic)
 	// Clean up the broker-side session.
+	c.close()
+	connect(t, id, true, 0).close()
+}
+
+// assertSessionHoldsOnlyDuplicates is assertSessionEmpty after a cut
+// connection: acks lost with the connection make the broker deliver those
+// messages again, and a redelivery may arrive after the pipeline stopped
+// reading. The session may hold such duplicates of delivered messages,
+// nothing else.
+func assertSessionHoldsOnlyDuplicates(t testing.TB, id, topic string, delivered []string) {
+	t.Helper()
+	c := connect(t, id, false, 600)
+	pub := connect(t, unique("marker"), true, 0)
+	pub.publish(t, topic, []string{"marker"}, nil)
+	for {
+		p := c.receive(t, 1)[0]
+		if string(p.Payload) == "marker" {
+			break
+		}
+		if !slices.Contains(delivered, string(p.Payload)) {
+			t.Fatalf("resumed session got %q, which was never delivered", p.Payload)
+		}
+	}
 	c.close()
 	connect(t, id, true, 0).close()
 }

@@ -371,4 +371,3 @@ func envelope(t *testing.T, m *pipeline.Message) pipeline.DeadLetter {
 	}
 	return d
 }
-

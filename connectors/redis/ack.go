@@ -22,9 +22,9 @@ type acker struct {
 	mu       sync.Mutex
 	ids      []string
 	released []string
-	wake chan struct{} // capacity 1: there are ids
-	stop chan struct{} // closed by close
-	done chan struct{} // closed by run
+	wake     chan struct{} // capacity 1: there are ids
+	stop     chan struct{} // closed by close
+	done     chan struct{} // closed by run
 }
 
 func newAcker(rdb *goredis.Client, stream, group, consumer string, minIdle time.Duration, logger *slog.Logger) *acker {
