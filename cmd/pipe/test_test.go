@@ -23,6 +23,7 @@ func TestTestReportsFailuresLikeGoTest(t *testing.T) {
 	}{
 		{[]string{"test", "testdata/test/failing_test.yaml"}, "testdata/test/failing.golden"},
 		{[]string{"test", "-v", "testdata/test/failing_test.yaml"}, "testdata/test/failing_v.golden"},
+		{[]string{"test", "testdata/test/failing_test.yaml", "-v"}, "testdata/test/failing_v.golden"},
 	} {
 		code, out, stderr := runCLI(tc.args...)
 		if code != exitRuntime {
