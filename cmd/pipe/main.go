@@ -33,7 +33,8 @@ const usage = `pipe runs stream-processing pipelines declared in YAML.
 Usage:
   pipe run [flags] FILE       run a pipeline (SIGINT/SIGTERM drains, a second one aborts)
   pipe validate FILE...       check pipeline files; report every problem with file:line:col
-  pipe test [-v] FILE...      run pipeline tests (*_test.yaml) on a virtual clock
+  pipe test [-v] [-run TEXT] FILE...
+                              run pipeline tests (*_test.yaml) on a virtual clock
   pipe graph [--format mermaid|dot] FILE
                               draw a pipeline (Mermaid by default)
   pipe fmt [-l] [-w] FILE...  format pipeline files, keeping comments
