@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func TestGraphGolden(t *testing.T) {
 	env := map[string]string{"TOKEN": "s3cr3t-token", "ARCHIVE_PATH": "/srv/secret-path.ndjson", "INBOX": "/srv/secret-inbox.ndjson"}
 	opts := &dsl.Options{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-	for _, file := range []string{"testdata/graph/fanout.yaml", "testdata/graph/relay.yaml", "testdata/graph/routed.yaml", "../pipelines/quickstart.yaml", "../pipelines/resilient.yaml", "../pipelines/throttle.yaml", "../pipelines/throttle_batch.yaml", "../pipelines/drafts/resilient_http.yaml"} {
+	for _, file := range []string{"testdata/graph/fanout.yaml", "testdata/graph/relay.yaml", "testdata/graph/routed.yaml", "../pipelines/quickstart.yaml", "../pipelines/resilient.yaml", "../pipelines/throttle.yaml", "../pipelines/throttle_batch.yaml", "../pipelines/resilient_http.yaml"} {
 		c, err := dsl.ParseFile(file, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -60,7 +60,7 @@ func TestGraphDotRenders(t *testing.T) {
 		t.Skip("Graphviz dot is not on PATH")
 	}
 	files, _ := filepath.Glob("../pipelines/*.yaml")
-	files = append(files, "testdata/graph/fanout.yaml", "testdata/graph/relay.yaml", "testdata/graph/routed.yaml", "../pipelines/drafts/resilient_http.yaml")
+	files = append(files, "testdata/graph/fanout.yaml", "testdata/graph/relay.yaml", "testdata/graph/routed.yaml")
 	for _, file := range files {
 		if strings.HasSuffix(file, "_test.yaml") {
 			continue
@@ -96,11 +96,11 @@ func TestToolingDocShowsTheCurrentGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile("testdata/graph/resilient_http.mermaid")
+	want, err := os.ReadFile("testdata/graph/quickstart.mermaid")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(doc), "```mermaid\n"+string(want)+"```") {
-		t.Errorf("docs/tooling.md does not hold testdata/graph/resilient_http.mermaid in a mermaid block; copy it over")
+		t.Errorf("docs/tooling.md does not hold testdata/graph/quickstart.mermaid in a mermaid block; copy it over")
 	}
 }

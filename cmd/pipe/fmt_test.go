@@ -14,8 +14,6 @@ import (
 // and every value, and formatting its output again changes nothing.
 func TestFmtKeepsCommentsAndIsIdempotent(t *testing.T) {
 	files, _ := filepath.Glob("../../pipelines/*.yaml")
-	drafts, _ := filepath.Glob("../../pipelines/drafts/*.yaml")
-	files = append(files, drafts...)
 	if len(files) < 4 {
 		t.Fatalf("found only %d example files", len(files))
 	}
