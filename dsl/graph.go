@@ -93,9 +93,12 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 		if c.DeadLetter != nil {
 			for _, n := range c.Nodes {
 				if canFail(n) {
-					fmt.Fprintf(&b, "  %s -> %s [style=dashed color=red label=\"failed\"];\n", ids[n.Name], ids[c.DeadLetter.Name])
+					fmt.Fprintf(&b, "  %s -> %s [style=dashed color=red label=\"failed\" constraint=false];\n", ids[n.Name], ids[c.DeadLetter.Name])
 				}
 			}
+			// Failure edges do not bend the main flow; the dead-letter
+			// sink sits in the last column.
+			fmt.Fprintf(&b, "  {rank=max; %s}\n", ids[c.DeadLetter.Name])
 		}
 		b.WriteString("}\n")
 	default:
