@@ -52,8 +52,8 @@ var corpus = func() [][]byte {
 // encoding/json, evaluates both CEL programs with cel-go and encodes the
 // result.
 func BenchmarkQuickstart(b *testing.B) {
-	b.Run("loop", benchLoop)
-	b.Run("pipe", benchPipe)
+	b.Run("impl=loop", benchLoop)
+	b.Run("impl=pipe", benchPipe)
 }
 
 func benchLoop(b *testing.B) {
