@@ -146,10 +146,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}()
 
 	start := time.Now()
-	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
 	if exp != nil {
 		exp.SetReady(true)
 	}
+	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
 	stopProgress := func() {}
 	if !*quiet {
 		stopProgress = startProgress(stderr, logger, func() []pipeline.NodeStats { return w.current().Stats() })
