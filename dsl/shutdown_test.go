@@ -96,8 +96,8 @@ func startShutdown(t *testing.T, file string, n int, keepSink bool) *shutdownRun
 		t:     t,
 		clock: pipelinetest.NewFakeClock(time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)),
 		src:   newHoldSource(n),
-		sink:  &pipelinetest.Sink{},
-		dlq:   &pipelinetest.Sink{},
+		sink:  &pipelinetest.Sink{Entered: make(chan struct{}, n)},
+		dlq:   &pipelinetest.Sink{Entered: make(chan struct{}, n)},
 		done:  make(chan error, 1),
 		path:  filepath.Join(t.TempDir(), "out.ndjson"),
 	}
@@ -129,6 +129,14 @@ func startShutdown(t *testing.T, file string, n int, keepSink bool) *shutdownRun
 	go func() { r.done <- c.Run(ctx) }()
 	<-r.src.sent
 	return r
+}
+
+// written waits until s has started k writes; a recorder then finishes them
+// whatever the pipeline does next.
+func written(s *pipelinetest.Sink, k int) {
+	for range k {
+		<-s.Entered
+	}
 }
 
 // stop cancels the run (soft stop) once waiting timers are armed, then
@@ -249,7 +257,8 @@ stages:
     throttle: {rate: 0.001, burst: 1, on_limit: block}
 sink: {name: out, drop: {}}
 `, 3, false)
-	// When the soft stop outlasts the drain timeout
+	// When the first is written and the soft stop outlasts the drain timeout
+	written(r.sink, 1)
 	r.stop(1)
 	r.clock.Advance(5 * time.Second)
 	// Then the first is delivered and acked, the waiting one and the queued
@@ -330,6 +339,7 @@ dead_letter: {drop: {}}
 `, 2, true)
 	// When the first write fails (dead-lettered), the second waits for the
 	// breaker, and the soft stop outlasts the drain timeout
+	written(r.dlq, 1)
 	r.stop(1)
 	r.clock.Advance(5 * time.Second)
 	// Then the dead-lettered one is acked and the held one nacked
