@@ -84,6 +84,7 @@ type shutdownRun struct {
 	path   string             // where a kept chaos sink appends (OUT in the file)
 	dlq    *pipelinetest.Sink
 	cancel context.CancelFunc
+	kill   func()
 	done   chan error
 }
 
@@ -125,7 +126,7 @@ func startShutdown(t *testing.T, file string, n int, keepSink bool) *shutdownRun
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+	r.cancel, r.kill = cancel, c.Kill
 	go func() { r.done <- c.Run(ctx) }()
 	<-r.src.sent
 	return r
@@ -351,4 +352,84 @@ dead_letter: {drop: {}}
 	if n := len(r.dlq.Bodies()); n != 1 {
 		t.Errorf("dead-lettered %d, want 1", n)
 	}
+}
+
+func TestSoftStopLetsAnOpenBreakerRecoverWithinTheDrainTimeout(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// Given a breaker open for a minute after one failure, a second
+	// message waiting for it, and a drain timeout of two minutes
+	r := startShutdown(t, `
+name: shutdown
+drain_timeout: 2m
+source: {stdin: {}}
+sink:
+  name: out
+  chaos: {fail_first: 1, status: 503, path: OUT}
+  breaker: {failure_threshold: 1, recovery_timeout: 1m, on_open: block}
+dead_letter: {drop: {}}
+`, 2, true)
+	written(r.dlq, 1)
+	// When the soft stop comes and the minute passes
+	r.stop(1)
+	r.clock.Advance(time.Minute)
+	// Then the probe succeeds: one dead-lettered, one delivered, both acked
+	if err := r.wait(); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	r.checkResolved([]int{0, 1}, []string{`{"i":1}`})
+}
+
+func TestHardStopInterruptsASlowWrite(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// Given a sink whose writes take a minute, two messages read
+	r := startShutdown(t, `
+name: shutdown
+drain_timeout: 5s
+source: {stdin: {}}
+sink:
+  name: out
+  chaos: {latency: 1m, path: OUT}
+dead_letter: {drop: {}}
+`, 2, true)
+	// When the soft stop outlasts the drain timeout during the first write
+	r.stop(1)
+	r.clock.Advance(5 * time.Second)
+	// Then the write is abandoned and both messages are nacked: the one
+	// being written and the one queued behind it
+	err := r.wait()
+	if got := abandoned(t, err); got["out"] != 2 || len(got) != 1 {
+		t.Errorf("in flight = %v, want map[out:2]", got)
+	}
+	r.checkResolved(nil, nil)
+	if n := len(r.dlq.Bodies()); n != 0 {
+		t.Errorf("dead-lettered %d, want 0", n)
+	}
+}
+
+// Kill alone does not stop a source that waits on ctx: Run's soft-stop
+// context is the caller's. The CLI cancels first (first signal) and kills
+// on the second, as here.
+func TestKillNacksEverythingInFlightWithoutWaitingForTheDrainTimeout(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// Given a throttle holding two of three messages
+	r := startShutdown(t, `
+name: shutdown
+drain_timeout: 1h
+source: {stdin: {}}
+stages:
+  - name: limit
+    throttle: {rate: 0.001, burst: 1, on_limit: block}
+sink: {name: out, drop: {}}
+`, 3, false)
+	written(r.sink, 1)
+	r.clock.WaitTimers(1)
+	// When the soft stop is followed at once by Kill
+	r.cancel()
+	r.kill()
+	// Then the held messages are nacked without waiting for drain_timeout
+	err := r.wait()
+	if got := abandoned(t, err); got["limit"] != 2 || len(got) != 1 {
+		t.Errorf("in flight = %v, want map[limit:2]", got)
+	}
+	r.checkResolved([]int{0}, []string{`{"i":0}`})
 }
