@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 20s
 SOAK    ?= 60s
 
-.PHONY: all build test vet validate docs bench fuzz hostile soak quickstart clean
+.PHONY: all build test vet validate docs bench fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -37,6 +37,21 @@ quickstart:
 bench:
 	$(GO) test -run '^$$' -bench 'Quickstart' -benchmem -count 6 ./bench/ | tee bench.out
 
+# Throughput with tracing off, at 1% and at 100% sampling (docs/observability.md).
+bench-tracing:
+	$(GO) test -run '^$$' -bench 'Throughput|Quickstart|Hooks' -benchtime 200000x -count 6 ./tracing/ | tee bench-tracing.out
+
+# Jaeger (v2 all-in-one, in-memory) on 127.0.0.1: OTLP 4317/4318, UI and API 16686.
+# Built from source into bin/ on first use (several minutes).
+jaeger:
+	scripts/jaeger.sh
+
+# Export traces from `pipe run` to a background Jaeger and check the span
+# trees through its query API.
+e2e-jaeger: build
+	scripts/jaeger.sh start
+	$(GO) test -tags e2e -count=1 -run 'Jaeger' -v ./tracing/; status=$$?; scripts/jaeger.sh stop; exit $$status
+
 # Each fuzz target briefly (CI); set FUZZTIME=10m for a longer run.
 fuzz:
 	@for p in $$($(GO) list ./...); do \
@@ -56,5 +71,11 @@ hostile:
 soak:
 	SOAK=$(SOAK) $(GO) test -tags soak -count=1 -v -timeout 0 -run '^TestSoak$$' ./soak/
 
+# Two and three `pipe run` processes sharing one JetStream durable consumer
+# and one Redis consumer group, one of them killed with SIGKILL: throughput
+# and lost/duplicate counts (needs both servers; SCALEOUT_N sets the size).
+scaleout:
+	$(GO) test -tags scaleout -count=1 -v -timeout 30m ./test/scaleout/
+
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out bench-tracing.out

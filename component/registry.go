@@ -41,6 +41,8 @@ type Kind struct {
 	Shorthand string
 	// Fields is the config spec, derived from the config struct's tags.
 	Fields []Field
+	// Batching is how a stage kind treats batch messages.
+	Batching Batching
 
 	newConfig func() any
 	build     func(cfg any, env Env) (any, error)
@@ -59,6 +61,24 @@ type Option func(*Kind)
 
 // WithShorthand lets a scalar value fill the named field.
 func WithShorthand(field string) Option { return func(k *Kind) { k.Shorthand = field } }
+
+// Batching is how a stage kind treats batch messages (pipeline.NewBatch).
+// The DSL uses it to reject, at compile time, a stage that takes single
+// messages downstream of one that emits batches.
+type Batching uint8
+
+const (
+	// BatchesPass: the kind passes batches on unchanged (the default).
+	BatchesPass Batching = iota
+	// BatchesEmit: the kind's output messages are batches; its input
+	// messages must be single ones.
+	BatchesEmit
+	// BatchesReject: the kind takes single messages only.
+	BatchesReject
+)
+
+// WithBatching sets how a stage kind treats batches.
+func WithBatching(b Batching) Option { return func(k *Kind) { k.Batching = b } }
 
 func newKind[C any, T any](role Role, name, summary string, defaults C, build func(*C, Env) (T, error), opts []Option) Kind {
 	if reflect.TypeFor[C]().Kind() != reflect.Struct {

@@ -120,6 +120,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 			}
 		}
 	}
+	checkBatches(c, reg, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}

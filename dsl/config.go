@@ -35,6 +35,10 @@ type Config struct {
 	// sections Parse does not own (tracing, metrics) by key.
 	Root  *yaml.Node
 	Extra map[string]*yaml.Node
+	// Tracing and Metrics are the decoded tracing and metrics sections, nil
+	// when the file has none.
+	Tracing *Tracing
+	Metrics *Metrics
 
 	fromEnv map[*yaml.Node]bool
 	// partial marks a config returned with parse errors.

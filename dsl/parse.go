@@ -203,6 +203,7 @@ func (p *parser) parse() {
 			p.c.Extra[k] = v
 		}
 	}
+	p.parseObserve(top)
 
 	graph := top["sources"] != nil || top["sinks"] != nil || top["stages"] != nil && top["stages"].Kind == yaml.MappingNode
 	switch {

@@ -89,8 +89,18 @@ func Schema(reg *component.Registry) []byte {
 			"sink":        linearSink,
 			"sinks":       named(comp(pipeline.RoleSink, with("inputs"))),
 			"dead_letter": linearSink,
-			"tracing":     obj{"type": "object"},
-			"metrics":     obj{"type": "object"},
+			"tracing": obj{"type": "object", "additionalProperties": false, "properties": obj{
+				"exporter":     obj{"enum": []any{"otlp", "stdout", "none"}, "description": "Where spans go; default none (or OTEL_TRACES_EXPORTER)."},
+				"endpoint":     obj{"type": "string", "description": "OTLP receiver, host:port or URL, e.g. 127.0.0.1:4317."},
+				"protocol":     obj{"enum": []any{"grpc", "http"}, "description": "OTLP protocol; default grpc."},
+				"sample_ratio": obj{"type": "number", "minimum": 0, "maximum": 1, "description": "Share of source messages traced when they carry no sampled traceparent; default 1."},
+				"service_name": obj{"type": "string", "description": "service.name resource attribute; default pipe."},
+				"queue_size":   obj{"type": "integer", "minimum": 1, "description": "Spans waiting for export before new ones are dropped; default 2048."},
+				"blocking":     obj{"type": "boolean", "description": "Block the pipeline instead of dropping spans when the queue is full."},
+			}},
+			"metrics": obj{"type": "object", "additionalProperties": false, "properties": obj{
+				"http": obj{"type": "string", "description": "Address serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:9464."},
+			}},
 		},
 		"additionalProperties": false,
 		"definitions": obj{

@@ -27,14 +27,15 @@ type DeadLetter struct {
 	PayloadText   string            `json:"payload_text,omitempty"`
 	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
 	Meta          map[string]string `json:"meta,omitempty"`
-	TraceID       string            `json:"trace_id,omitempty"`
+	// TraceID is the hex ID of the message's trace when a tracer is set.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // toDeadLetter turns m, in place, into its dead-letter envelope.
-func toDeadLetter(m *Message, pipeline string, n *node, err error) {
+func toDeadLetter(m *Message, p *Pipeline, n *node, err error) {
 	env := func(x *Message) []byte {
 		d := DeadLetter{
-			Pipeline:     pipeline,
+			Pipeline:     p.Name,
 			Stage:        n.name,
 			Kind:         n.kind,
 			Reason:       Reason(err),
@@ -43,6 +44,7 @@ func toDeadLetter(m *Message, pipeline string, n *node, err error) {
 			FirstFailure: m.failures.first.UTC(),
 			LastFailure:  m.failures.last.UTC(),
 			Meta:         x.Meta,
+			TraceID:      p.traceID(x),
 		}
 		switch {
 		case json.Valid(x.Body):

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -39,6 +40,9 @@ type Pipeline struct {
 	DrainTimeout time.Duration
 	// Clock timestamps dead letters; nil means SystemClock.
 	Clock Clock
+	// Tracer, if set, observes every message at every node (see package
+	// tracing). Set it before Run.
+	Tracer Tracer
 
 	nodes   []*node
 	byName  map[string]*node
@@ -64,6 +68,7 @@ type node struct {
 	producers atomic.Int32
 	in        chan *Message
 
+	info       NodeInfo
 	stats      counters
 	abandoned  atomic.Int64
 	lastLog    atomic.Int64
@@ -164,11 +169,13 @@ func (p *Pipeline) Connect(from, port, to string) error {
 	if t.role == RoleSource {
 		return fmt.Errorf("connect: source %q has no input", to)
 	}
-	if port != "" {
-		r, ok := f.stageValue().(Router)
-		if !ok || !slices.Contains(r.Ports(), port) {
-			return fmt.Errorf("connect: node %q has no output port %q", from, port)
-		}
+	r, isRouter := f.stageValue().(Router)
+	switch {
+	case port != "" && (!isRouter || !slices.Contains(r.Ports(), port)):
+		return fmt.Errorf("connect: node %q has no output port %q", from, port)
+	case port == "" && isRouter && !slices.Contains(r.Ports(), ""):
+		return fmt.Errorf("connect: %q sends only to named ports; read one as %s.PORT (ports: %s)",
+			from, from, strings.Join(r.Ports(), ", "))
 	}
 	if slices.Contains(f.outs[port], t) {
 		return fmt.Errorf("connect: duplicate edge %s.%s -> %s", from, port, to)
@@ -311,6 +318,7 @@ func (p *Pipeline) Stats() []NodeStats {
 			Dropped:      n.stats.dropped.Load(),
 			DeadLettered: n.stats.deadLettered.Load(),
 			Nacked:       n.stats.nacked.Load(),
+			Acked:        n.stats.acked.Load(),
 			Latency:      n.stats.latency.snapshot(),
 			Buffer:       n.opts.Buffer,
 		}

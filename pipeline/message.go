@@ -48,10 +48,19 @@ func NewMessage(body []byte, ack AckFunc) *Message {
 // NewBatch returns one message standing for members. Acking the batch acks
 // every member; nacking it nacks every member. Members must not be acked
 // separately afterwards.
-func NewBatch(members []*Message) *Message {
+func NewBatch(members []*Message) *Message { return NewBatchFunc(members, nil) }
+
+// NewBatchFunc is [NewBatch] with done, which may be nil, called once the
+// batch is resolved (after its members) with the batch's outcome: nil when
+// every copy of the batch was delivered. Batching stages use it to bound
+// the batches they have outstanding.
+func NewBatchFunc(members []*Message, done AckFunc) *Message {
 	b := NewMessage(nil, func(err error) {
 		for _, m := range members {
 			m.resolve(err)
+		}
+		if done != nil {
+			done(err)
 		}
 	})
 	b.batch = members
@@ -150,6 +159,10 @@ type tx struct {
 	refs atomic.Int64
 	err  atomic.Pointer[error]
 	ack  AckFunc
+	// src counts the outcome at the source node; traced ends the trace.
+	// Both are set before the message is first sent.
+	src    *counters
+	traced func(error)
 }
 
 func (t *tx) release(err error) {
@@ -159,14 +172,23 @@ func (t *tx) release(err error) {
 	if t.refs.Add(-1) != 0 {
 		return
 	}
-	if t.ack == nil {
-		return
-	}
+	var final error
 	if p := t.err.Load(); p != nil {
-		t.ack(*p)
-		return
+		final = *p
 	}
-	t.ack(nil)
+	if t.src != nil {
+		if final == nil {
+			t.src.acked.Add(1)
+		} else {
+			t.src.nacked.Add(1)
+		}
+	}
+	if t.traced != nil {
+		t.traced(final)
+	}
+	if t.ack != nil {
+		t.ack(final)
+	}
 }
 
 // failures records a message's failed attempts for its dead-letter envelope.

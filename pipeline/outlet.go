@@ -22,10 +22,19 @@ func (o *outlet) Send(ctx context.Context, m *Message) error {
 
 func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 	targets := o.n.outs[port]
-	switch len(targets) {
-	case 0:
+	if len(targets) == 0 {
 		o.Drop(m, "unrouted")
 		return nil
+	}
+	if o.n.role == RoleSource {
+		m.tx.src = &o.n.stats
+		if o.p.Tracer != nil {
+			m.tx.traced = o.p.Tracer.Source(&o.n.info, m)
+		}
+	} else {
+		o.p.leave(o.n, m, nil)
+	}
+	switch len(targets) {
 	case 1:
 		o.n.stats.out.Add(1)
 		return o.send(ctx, targets[0], m)
@@ -49,6 +58,7 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 }
 
 func (o *outlet) send(ctx context.Context, t *node, m *Message) error {
+	o.p.enter(t, m)
 	select {
 	case t.in <- m:
 		t.stats.in.Add(1)
@@ -71,11 +81,15 @@ func (o *outlet) send(ctx context.Context, t *node, m *Message) error {
 
 func (o *outlet) Drop(m *Message, reason string) {
 	o.n.stats.dropped.Add(1)
+	if o.p.traced(m) {
+		o.p.Tracer.Leave(&o.n.info, m, &DropError{Reason: reason})
+	}
 	m.Ack()
 }
 
 func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
 	o.n.stats.failed.Add(1)
+	o.p.leave(o.n, m, err)
 	dlq := o.p.dlq
 	if dlq == nil {
 		o.n.stats.nacked.Add(1)
@@ -85,7 +99,8 @@ func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
 	}
 	now := o.p.Clock.Now()
 	m.RecordAttempt(now)
-	toDeadLetter(m, o.p.Name, o.n, err)
+	toDeadLetter(m, o.p, o.n, err)
+	o.p.enter(dlq, m)
 	select {
 	case dlq.in <- m:
 		dlq.stats.in.Add(1)
@@ -115,6 +130,9 @@ func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
 	switch {
 	case err == nil && r != nil:
 		if r != m {
+			if r.ctx == nil {
+				r.ctx = m.ctx
+			}
 			r.inherit(m)
 		}
 		_ = o.Send(ctx, r)
@@ -132,6 +150,7 @@ func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
 // abandon nacks m at the hard stop and counts it as in flight at this node.
 func (o *outlet) abandon(m *Message) {
 	o.n.abandoned.Add(1)
+	o.p.leave(o.n, m, ErrAbandoned)
 	m.Nack(ErrAbandoned)
 }
 

@@ -44,6 +44,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	for _, n := range p.nodes {
 		n.producers.Store(int32(n.ins))
 	}
+	for _, n := range p.all() {
+		n.info = NodeInfo{Pipeline: p.Name, Name: n.name, Kind: n.kind, Role: n.role}
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -235,12 +238,14 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 	switch {
 	case err == nil:
 		n.stats.out.Add(1)
+		p.leave(n, m, nil)
 		m.Ack()
 	case ctx.Err() != nil:
 		out.abandon(m)
 	case n.role == RoleDeadLetter:
 		n.stats.failed.Add(1)
 		n.stats.nacked.Add(1)
+		p.leave(n, m, err)
 		p.Logger.Error("dead-letter sink failed; message nacked", "pipeline", p.Name, "sink", n.kind, "err", err)
 		m.Nack(err)
 	default:

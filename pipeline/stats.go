@@ -33,8 +33,8 @@ func (r Role) String() string {
 
 // counters are one node's live statistics; all fields are atomic.
 type counters struct {
-	in, out, failed, dropped, deadLettered, nacked atomic.Int64
-	latency                                        histogram
+	in, out, failed, dropped, deadLettered, nacked, acked atomic.Int64
+	latency                                               histogram
 }
 
 // NodeStats is a snapshot of one node's counters.
@@ -49,7 +49,11 @@ type NodeStats struct {
 	Failed       int64
 	Dropped      int64
 	DeadLettered int64
-	Nacked       int64
+	// Nacked counts messages nacked here; for a source, source messages
+	// whose acknowledgement reported an error.
+	Nacked int64
+	// Acked counts, for a source, source messages acknowledged as delivered.
+	Acked int64
 	// Latency of Process or Write calls; zero for sources and custom stages.
 	Latency LatencyStats
 	// Queued is the number of messages waiting in the node's input buffer.
@@ -64,6 +68,15 @@ type LatencyStats struct {
 	Count          int64
 	Min, Max, Mean time.Duration
 	P50, P90, P99  time.Duration
+	// Buckets are the histogram's non-empty buckets in increasing order,
+	// for exporters that rebucket them (e.g. into Prometheus histograms).
+	Buckets []LatencyBucket
+}
+
+// LatencyBucket counts the observations in (previous bucket's Le, Le].
+type LatencyBucket struct {
+	Le    time.Duration
+	Count int64
 }
 
 // histogram is a lock-free log-linear latency histogram: 4 buckets per power
@@ -129,6 +142,9 @@ func (h *histogram) snapshot() LatencyStats {
 	for i := range counts {
 		counts[i] = h.buckets[i].Load()
 		total += counts[i]
+		if counts[i] > 0 {
+			s.Buckets = append(s.Buckets, LatencyBucket{Le: time.Duration(bucketUpper(i)), Count: counts[i]})
+		}
 	}
 	q := func(p float64) time.Duration {
 		rank := int64(math.Ceil(p * float64(total)))

@@ -16,7 +16,8 @@ type filterConfig struct {
 func init() {
 	component.Register(component.Stage("filter",
 		"Keeps the messages for which a CEL condition is true; drops and acks the rest.",
-		filterConfig{}, newFilter, component.WithShorthand("condition")))
+		filterConfig{}, newFilter, component.WithShorthand("condition"),
+		component.WithBatching(component.BatchesReject)))
 }
 
 // filter keeps messages whose condition is true.

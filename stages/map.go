@@ -22,7 +22,8 @@ type mapConfig struct {
 func init() {
 	component.Register(component.Stage("map",
 		"Replaces each message body with the value of a CEL expression, or sets and deletes fields of it.",
-		mapConfig{}, newMap, component.WithShorthand("expression")))
+		mapConfig{}, newMap, component.WithShorthand("expression"),
+		component.WithBatching(component.BatchesReject)))
 }
 
 // mapper rewrites bodies.

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"go.uber.org/goleak"
 )
@@ -113,9 +112,9 @@ func buildPipe(t *testing.T) string {
 	return bin
 }
 
-// startStuck runs a pipeline whose sink writes to a FIFO nobody reads: the
-// pipeline can never drain. It returns once the FIFO is full, so the sink
-// is blocked with a message in flight.
+// startStuck runs a pipeline whose file sink opens a FIFO that nobody
+// opens for reading: the open blocks in the kernel, ignoring cancellation,
+// so the pipeline can never drain. It returns once the open is blocked.
 func startStuck(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -123,13 +122,6 @@ func startStuck(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan str
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Opened for reading but never read: the writer's open succeeds and
-	// its writes block once the pipe buffer is full.
-	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
 	file := writeFile(t, "stuck.yaml", `
 name: stuck
 source: {generate: {count: 0, message: '{"id": seq}'}}
@@ -159,33 +151,26 @@ sink: {file: {path: `+fifo+`}}
 		}
 	}()
 	waitLog(t, lines, "pipeline started")
-	// A write of up to PIPE_BUF bytes blocks while it does not fit whole.
-	full := fcntl(t, r, syscall.F_GETPIPE_SZ) - 4096
 	giveUp := time.Now().Add(time.Minute)
-	for fionread(t, r) < full {
+	for !blockedInFIFOOpen(cmd.Process.Pid) {
 		if time.Now().After(giveUp) {
-			t.Fatalf("the sink never filled the FIFO: %d bytes", fionread(t, r))
+			t.Fatal("the sink never blocked opening the FIFO")
 		}
 		runtime.Gosched()
 	}
 	return cmd, lines
 }
 
-func fcntl(t *testing.T, f *os.File, op int) int {
-	n, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), uintptr(op), 0)
-	if errno != 0 {
-		t.Fatalf("fcntl: %v", errno)
+// blockedInFIFOOpen reports whether a thread of process pid waits in the
+// kernel for the other end of a FIFO.
+func blockedInFIFOOpen(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+	for _, f := range tasks {
+		if b, _ := os.ReadFile(f); string(b) == "wait_for_partner" {
+			return true
+		}
 	}
-	return int(n)
-}
-
-// fionread is how many bytes wait in the pipe behind f.
-func fionread(t *testing.T, f *os.File) int {
-	var n int32
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno != 0 {
-		t.Fatalf("ioctl FIONREAD: %v", errno)
-	}
-	return int(n)
+	return false
 }
 
 // waitLog reads log lines until one contains s.

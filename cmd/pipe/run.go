@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/pipe-dsl/pipe/dsl"
+	"github.com/pipe-dsl/pipe/metrics"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/tracing"
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
@@ -23,7 +25,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	drain := fs.Duration("drain-timeout", 0, "bound on the soft stop after SIGINT/SIGTERM (default: the file's drain_timeout, else 30s)")
 	logFormat := fs.String("log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	quiet := fs.Bool("quiet", false, "do not print the end-of-run summary")
+	quiet := fs.Bool("quiet", false, "no live progress and no end-of-run summary")
+	httpAddr := fs.String("http", "", "serve /metrics, /healthz and /readyz on `ADDR`, e.g. 127.0.0.1:9464 (default: the file's metrics.http)")
 	watch := fs.Bool("watch", false, "reload when FILE changes: compile the new version, drain the old pipeline, start the new one")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pipe run [flags] FILE")
@@ -42,10 +45,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 		return exitConfig
 	}
+	var tracer pipeline.Tracer
 	load := func() (*dsl.Compiled, error) {
 		p, err := dsl.Load(file, &dsl.CompileOptions{Logger: logger})
 		if err == nil && *drain > 0 {
 			p.DrainTimeout = *drain
+		}
+		if err == nil && tracer != nil {
+			p.Tracer = tracer
 		}
 		return p, err
 	}
@@ -54,9 +61,42 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		reportConfigError(stderr, file, err)
 		return exitConfig
 	}
+	traces, err := tracing.New(context.Background(), tracingConfig(p.Config))
+	if err != nil {
+		fmt.Fprintf(stderr, "pipe run: %v\n", err)
+		return exitConfig
+	}
+	if traces.Tracer != nil {
+		tracer = traces.Tracer
+		p.Tracer = tracer
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := traces.Shutdown(sctx); err != nil {
+			logger.Warn("trace export incomplete", "err", err)
+		}
+		if traces.TracerProvider != nil && !*quiet {
+			printSpanSummary(stderr, traces.Stats())
+		}
+	}()
 	w := &watcher{file: file, load: load, logger: logger, stderr: stderr, cur: p}
 	if !*quiet {
 		w.summary = func(p *dsl.Compiled, d time.Duration) { printSummary(stderr, p.Stats(), d) }
+	}
+	addr := *httpAddr
+	if addr == "" && p.Config.Metrics != nil {
+		addr = p.Config.Metrics.HTTP
+	}
+	var exp *metrics.Exporter
+	if addr != "" {
+		var stopHTTP func()
+		exp, stopHTTP, err = serveMetrics(addr, w, traces, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipe run: --http %s: %v\n", addr, err)
+			return exitConfig
+		}
+		defer stopHTTP()
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -74,6 +114,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		select {
 		case s := <-sigs:
 			logger.Info("draining; send the signal again to abort", "signal", s.String())
+			if exp != nil {
+				exp.SetReady(false)
+			}
 			stop()
 		case <-sigDone:
 			return
@@ -104,6 +147,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	start := time.Now()
 	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
+	if exp != nil {
+		exp.SetReady(true)
+	}
+	stopProgress := func() {}
+	if !*quiet {
+		stopProgress = startProgress(stderr, logger, func() []pipeline.NodeStats { return w.current().Stats() })
+		defer stopProgress()
+	}
 	done := make(chan error, 1)
 	go func() {
 		if !*watch {
@@ -127,7 +178,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		runErr = errors.New("stop did not finish: a node ignores cancellation; exiting without acking in-flight messages")
 	}
 	p = w.current()
+	if exp != nil {
+		exp.SetReady(false)
+	}
 	if !*quiet {
+		stopProgress()
 		printSummary(stderr, p.Stats(), time.Since(start))
 	}
 	if runErr != nil {

@@ -9,14 +9,20 @@ import (
 	"github.com/pipe-dsl/pipe/pipeline"
 )
 
-// printSummary writes the end-of-run table: one row per node.
+// printSummary writes the end-of-run table: one row per node, with the
+// latency percentiles of its Process or Write calls; acked counts source
+// messages whose delivery completed.
 func printSummary(w io.Writer, stats []pipeline.NodeStats, elapsed time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\tkind\tin\tout\tfailed\tdropped\tdead-lettered\tnacked\tmin\tavg\tp50\tp99\tmax\t")
+	fmt.Fprintln(tw, "node\tkind\tin\tout\tfailed\tdropped\tdead-lettered\tacked\tnacked\tmin\tavg\tp50\tp99\tmax\t")
 	for _, s := range stats {
 		l := s.Latency
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
-			s.Name, s.Kind, s.In, s.Out, s.Failed, s.Dropped, s.DeadLettered, s.Nacked,
+		in, acked := fmt.Sprint(s.In), "-"
+		if s.Role == pipeline.RoleSource {
+			in, acked = "-", fmt.Sprint(s.Acked)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+			s.Name, s.Kind, in, s.Out, s.Failed, s.Dropped, s.DeadLettered, acked, s.Nacked,
 			dur(l.Min, l.Count), dur(l.Mean, l.Count), dur(l.P50, l.Count), dur(l.P99, l.Count), dur(l.Max, l.Count))
 	}
 	tw.Flush()

@@ -1,0 +1,77 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+func jetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, err := natsgo.Connect(DefaultURL, natsgo.Timeout(time.Second))
+	if err != nil {
+		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
+			t.Fatal(err)
+		}
+		t.Skipf("NATS not reachable on %s: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", DefaultURL, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestABatchIsStoredWholeBeforeTheWriteReturns(t *testing.T) {
+	js := jetStream(t)
+	name := fmt.Sprintf("BATCH_%d", time.Now().UnixNano())
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	defer js.DeleteStream(context.Background(), name)
+	s := &sink{cfg: sinkConfig{URL: DefaultURL, Subject: name, Headers: true, Timeout: 5 * time.Second}, logger: slog.Default()}
+	defer s.Close(context.Background())
+	var members []*pipeline.Message
+	for i := range 100 {
+		members = append(members, pipeline.NewMessage(fmt.Appendf(nil, "m%d", i), nil))
+	}
+	if err := s.Write(t.Context(), pipeline.NewBatch(members)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 100 {
+		t.Errorf("stream holds %d messages after the write, want 100", info.State.Msgs)
+	}
+}
+
+func TestAWriteToASubjectNoStreamCapturesFails(t *testing.T) {
+	jetStream(t)
+	s := &sink{cfg: sinkConfig{URL: DefaultURL, Subject: fmt.Sprintf("nowhere.%d", time.Now().UnixNano()), Timeout: 5 * time.Second}, logger: slog.Default()}
+	defer s.Close(context.Background())
+	if err := s.Write(t.Context(), pipeline.NewMessage([]byte("a"), nil)); err == nil {
+		t.Error("Write = nil, want an error: no stream stores the subject")
+	}
+}
+
+func TestRedactHidesCredentials(t *testing.T) {
+	got := redact("nats://u:secret@a:4222,tls://tok@b:4222,c:4222")
+	if want := "nats://***@a:4222,tls://***@b:4222,c:4222"; got != want {
+		t.Errorf("redact = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,299 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/inflight"
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+type sourceConfig struct {
+	URL           string         `pipe:"url" desc:"NATS server URLs, comma-separated." example:"nats://127.0.0.1:4222"`
+	User          string         `pipe:"user" desc:"User name, with password." example:"pipe"`
+	Password      string         `pipe:"password,secret" desc:"Password for user." example:"${NATS_PASSWORD}"`
+	Token         string         `pipe:"token,secret" desc:"Authentication token." example:"${NATS_TOKEN}"`
+	Stream        string         `pipe:"stream,required" desc:"JetStream stream to consume." example:"ORDERS"`
+	Subjects      []string       `pipe:"subjects" desc:"Subjects of the stream; with create, a missing stream is created with them (file storage)." example:"[orders.>]"`
+	Durable       string         `pipe:"durable,required" desc:"Durable pull consumer; every process using the same name shares its messages." example:"pipe-orders"`
+	FilterSubject string         `pipe:"filter_subject" desc:"Only consume messages of this subject (wildcards allowed); applied when create makes the consumer." example:"orders.eu.>"`
+	Create        bool           `pipe:"create" desc:"Create the stream (if missing and subjects are set) and create or update the consumer with this config; otherwise bind to an existing consumer." example:"true"`
+	FetchSize     int            `pipe:"fetch_size" desc:"Messages requested per pull." example:"256" min:"1"`
+	FetchWait     time.Duration  `pipe:"fetch_wait" desc:"How long a pull waits for messages; bounds how long a soft stop waits for the current pull." example:"500ms" min:"0.001"`
+	AckWait       time.Duration  `pipe:"ack_wait" desc:"Redelivery timeout of an unacked message (consumer AckWait, set with create). Keep it above the pipeline's worst-case latency." example:"30s" min:"0.001"`
+	MaxAckPending int            `pipe:"max_ack_pending" desc:"Most messages this process holds unacked; with create it is also the consumer's limit across processes." example:"1024" min:"1"`
+	NakDelay      time.Duration  `pipe:"nak_delay" desc:"Delay before the server redelivers a nacked message; 0 redelivers at once." example:"1s" min:"0"`
+	MaxDeliver    int            `pipe:"max_deliver" desc:"A message delivered more times than this goes to the dead-letter path (reason retries_exhausted) instead of downstream; 0 means no limit." example:"5" min:"0"`
+	MaxBytes      component.Size `pipe:"max_bytes" desc:"Largest accepted body; larger ones go to the dead-letter path (reason invalid_payload); 0 means no limit." example:"1MiB" min:"0"`
+}
+
+func init() {
+	component.Register(component.Source("nats_jetstream",
+		"Consumes a JetStream stream through a durable pull consumer, acking each message after the pipeline delivered or dead-lettered it.",
+		sourceConfig{
+			URL:           DefaultURL,
+			FetchSize:     256,
+			FetchWait:     500 * time.Millisecond,
+			AckWait:       30 * time.Second,
+			MaxAckPending: 1024,
+			NakDelay:      time.Second,
+		}, newSource))
+}
+
+type source struct {
+	cfg    sourceConfig
+	name   string
+	logger *slog.Logger
+	clock  pipeline.Clock
+	live   *inflight.Tracker
+}
+
+var (
+	_ pipeline.Source = (*source)(nil)
+	_ pipeline.Closer = (*source)(nil)
+)
+
+func newSource(c *sourceConfig, env component.Env) (pipeline.Source, error) {
+	return &source{
+		cfg:    *c,
+		name:   env.Pipeline + "/" + env.Node,
+		logger: env.Logger.With("node", env.Node, "kind", "nats_jetstream"),
+		clock:  env.Clock,
+	}, nil
+}
+
+func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
+	nc, err := connect(s.cfg.URL, s.cfg.User, s.cfg.Password, s.cfg.Token, s.name, s.logger)
+	if err != nil {
+		return err
+	}
+	s.live = inflight.New(func() {
+		_ = nc.FlushTimeout(5 * time.Second) // send pending acks
+		nc.Close()
+	})
+	defer s.live.Done()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	cons := s.consumer(ctx, js)
+	slots := make(chan struct{}, s.cfg.MaxAckPending)
+	for cons != nil && ctx.Err() == nil {
+		n := acquire(ctx, slots, s.cfg.FetchSize)
+		if n == 0 {
+			return nil
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(s.cfg.FetchWait))
+		if err == nil {
+			for msg := range batch.Messages() {
+				n--
+				s.handle(ctx, out, msg, slots)
+			}
+			err = batch.Error()
+		}
+		release(slots, n)
+		switch {
+		case err == nil, errors.Is(err, natsgo.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+			s.logger.Warn("nats: consumer gone; setting it up again", "err", err)
+			cons = s.consumer(ctx, js)
+		default:
+			s.logger.Warn("nats: fetch failed; retrying", "err", err)
+			s.pause(ctx)
+		}
+	}
+	return nil
+}
+
+// handle passes msg on, or dead-letters it when the source cannot handle it.
+// It holds one slot, released when the message is resolved.
+func (s *source) handle(ctx context.Context, out pipeline.Outlet, msg jetstream.Msg, slots chan struct{}) {
+	s.live.Add()
+	md, err := msg.Metadata()
+	if err != nil {
+		m := pipeline.NewMessage(msg.Data(), s.poisonAck(msg, slots))
+		out.Fail(ctx, m, pipeline.WithReason(pipeline.ReasonInvalidPayload, fmt.Errorf("nats: not a JetStream message: %w", err)))
+		return
+	}
+	if ctx.Err() != nil {
+		s.ack(msg, slots)(context.Canceled)
+		return
+	}
+	meta := make(map[string]string, len(msg.Headers())+5)
+	for k, v := range msg.Headers() {
+		if len(v) > 0 {
+			meta[k] = v[0]
+		}
+	}
+	meta[MetaSubject] = msg.Subject()
+	meta[MetaStream] = md.Stream
+	meta[MetaStreamSeq] = strconv.FormatUint(md.Sequence.Stream, 10)
+	meta[MetaConsumerSeq] = strconv.FormatUint(md.Sequence.Consumer, 10)
+	meta[MetaDelivered] = strconv.FormatUint(md.NumDelivered, 10)
+
+	var poison error
+	switch {
+	case s.cfg.MaxBytes > 0 && len(msg.Data()) > int(s.cfg.MaxBytes):
+		poison = pipeline.WithReason(pipeline.ReasonInvalidPayload,
+			fmt.Errorf("nats: body of %d bytes exceeds max_bytes %d", len(msg.Data()), s.cfg.MaxBytes))
+	case s.cfg.MaxDeliver > 0 && md.NumDelivered > uint64(s.cfg.MaxDeliver):
+		poison = pipeline.WithReason(pipeline.ReasonRetries,
+			fmt.Errorf("nats: delivered %d times, max_deliver is %d", md.NumDelivered, s.cfg.MaxDeliver))
+	}
+	if poison != nil {
+		m := pipeline.NewMessage(msg.Data(), s.poisonAck(msg, slots))
+		m.Meta = meta
+		out.Fail(ctx, m, poison)
+		return
+	}
+	m := pipeline.NewMessage(msg.Data(), s.ack(msg, slots))
+	m.Meta = meta
+	_ = out.Send(ctx, m) // on a stop, Send has nacked m
+}
+
+// ack settles a message with the broker once the pipeline resolved it.
+func (s *source) ack(msg jetstream.Msg, slots chan struct{}) pipeline.AckFunc {
+	return func(err error) {
+		switch {
+		case err == nil:
+			err = msg.Ack()
+		case errors.Is(err, pipeline.ErrAbandoned) || errors.Is(err, context.Canceled):
+			// Stopping. Our last pull request may still be open on the
+			// server for up to fetch_wait: a message redelivered into it
+			// would wait out ack_wait, so let it expire first.
+			err = msg.NakWithDelay(s.cfg.FetchWait + 100*time.Millisecond)
+		case s.cfg.NakDelay > 0:
+			err = msg.NakWithDelay(s.cfg.NakDelay)
+		default:
+			err = msg.Nak()
+		}
+		if err != nil {
+			s.logger.Warn("nats: ack failed; the server will redeliver", "err", err)
+		}
+		<-slots
+		s.live.Done()
+	}
+}
+
+// poisonAck settles a message the source dead-lettered: Ack once the
+// dead-letter sink took it, Term (no redelivery) otherwise.
+func (s *source) poisonAck(msg jetstream.Msg, slots chan struct{}) pipeline.AckFunc {
+	return func(err error) {
+		if err == nil {
+			err = msg.Ack()
+		} else {
+			s.logger.Warn("nats: terminating a message the dead-letter path did not take", "subject", msg.Subject(), "err", err)
+			err = msg.Term()
+		}
+		if err != nil {
+			s.logger.Warn("nats: ack failed; the server will redeliver", "err", err)
+		}
+		<-slots
+		s.live.Done()
+	}
+}
+
+// consumer binds to, or creates, the durable consumer, retrying until it
+// succeeds or ctx ends (then it returns nil).
+func (s *source) consumer(ctx context.Context, js jetstream.JetStream) jetstream.Consumer {
+	for {
+		c, err := s.setup(ctx, js)
+		if err == nil {
+			return c
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.logger.Warn("nats: consumer setup failed; retrying", "stream", s.cfg.Stream, "durable", s.cfg.Durable, "err", err)
+		s.pause(ctx)
+	}
+}
+
+func (s *source) setup(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if !s.cfg.Create {
+		return js.Consumer(ctx, s.cfg.Stream, s.cfg.Durable)
+	}
+	if len(s.cfg.Subjects) > 0 {
+		_, err := js.Stream(ctx, s.cfg.Stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:     s.cfg.Stream,
+				Subjects: s.cfg.Subjects,
+				Storage:  jetstream.FileStorage,
+			})
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				err = nil // another process was first
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", s.cfg.Stream, err)
+		}
+	}
+	return js.CreateOrUpdateConsumer(ctx, s.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       s.cfg.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: s.cfg.MaxAckPending,
+		MaxDeliver:    -1,
+		FilterSubject: s.cfg.FilterSubject,
+	})
+}
+
+// pause waits a second between retries, or until ctx ends.
+func (s *source) pause(ctx context.Context) {
+	t := s.clock.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C():
+	}
+}
+
+// closeGrace is how long the connection outlives the hard stop, so that
+// the nacks of abandoned messages reach the server.
+const closeGrace = 5 * time.Second
+
+// Close lets the connection live until the messages already read are
+// resolved, and no longer than closeGrace after ctx (the hard stop) ends.
+func (s *source) Close(ctx context.Context) error {
+	if s.live != nil {
+		s.live.CloseAfter(ctx, closeGrace)
+	}
+	return nil
+}
+
+// acquire takes one slot, waiting for it, then up to max-1 more if free.
+// It returns how many it took: 0 when ctx ended first.
+func acquire(ctx context.Context, slots chan struct{}, max int) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < max {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func release(slots chan struct{}, n int) {
+	for range n {
+		<-slots
+	}
+}

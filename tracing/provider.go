@@ -1,0 +1,223 @@
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Config is the `tracing:` section of a pipeline file. The zero value
+// exports nothing. Unset fields fall back to the standard OTEL_*
+// environment variables, then to the defaults below.
+type Config struct {
+	// Exporter is otlp, stdout or none (OTEL_TRACES_EXPORTER; default none).
+	Exporter string
+	// Endpoint is host:port (plain text) or a URL (http:// or https://) of
+	// the OTLP receiver; empty means the exporter's OTEL_EXPORTER_OTLP_*
+	// variables or localhost:4317 (grpc) / localhost:4318 (http).
+	Endpoint string
+	// Protocol is grpc or http (OTEL_EXPORTER_OTLP_PROTOCOL; default grpc).
+	Protocol string
+	// SampleRatio is the share of source messages without an incoming trace
+	// context that are traced, 0 to 1; nil means OTEL_TRACES_SAMPLER_ARG
+	// or 1. Messages with a sampled incoming traceparent are always traced.
+	SampleRatio *float64
+	// ServiceName is the service.name resource attribute; OTEL_SERVICE_NAME
+	// overrides it; default "pipe".
+	ServiceName string
+	// QueueSize bounds the spans waiting for export (default 2048). When it
+	// is full, spans are dropped and counted, unless Blocking.
+	QueueSize int
+	// Blocking makes a full queue slow the pipeline down instead of
+	// dropping spans.
+	Blocking bool
+	// Stdout receives the stdout exporter's output; nil means os.Stdout.
+	Stdout io.Writer
+}
+
+// Provider owns the OpenTelemetry SDK set up from a Config.
+type Provider struct {
+	// Tracer is the pipeline hook; assign it to pipeline.Pipeline.Tracer.
+	Tracer *Tracer
+	// TracerProvider is the SDK provider, nil when exporting nothing.
+	TracerProvider *sdktrace.TracerProvider
+	count          *counter
+}
+
+// Stats counts spans: ended and sampled, and handed to the exporter.
+// Dropped spans were ended but never reached the exporter (the queue was
+// full); Failed ones reached it but the export failed. Dropped is exact only
+// after Shutdown: until then it includes spans still queued.
+type Stats struct {
+	Ended, Exported, Failed, Dropped int64
+}
+
+// New sets up tracing from cfg. It opens no connection: OTLP exporters
+// connect lazily. With exporter none it returns a Provider whose Tracer is
+// nil, so the pipeline does no tracing work at all.
+func New(ctx context.Context, cfg Config) (*Provider, error) {
+	exp := cfg.Exporter
+	if exp == "" {
+		exp = os.Getenv("OTEL_TRACES_EXPORTER")
+	}
+	if exp == "" || exp == "none" {
+		return &Provider{}, nil
+	}
+	ratio := 1.0
+	if cfg.SampleRatio != nil {
+		ratio = *cfg.SampleRatio
+	} else if v := os.Getenv("OTEL_TRACES_SAMPLER_ARG"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG: %v", err)
+		}
+		ratio = r
+	}
+	if ratio < 0 || ratio > 1 {
+		return nil, fmt.Errorf("tracing: sample_ratio %v is outside 0..1", ratio)
+	}
+	se, err := newExporter(ctx, exp, cfg)
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.ServiceName
+	if name == "" {
+		name = "pipe"
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", name)),
+		resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil {
+		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	c := &counter{}
+	var bopts []sdktrace.BatchSpanProcessorOption
+	if cfg.QueueSize > 0 {
+		bopts = append(bopts, sdktrace.WithMaxQueueSize(cfg.QueueSize))
+	}
+	if cfg.Blocking {
+		bopts = append(bopts, sdktrace.WithBlocking())
+	}
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(Sampler()),
+		sdktrace.WithSpanProcessor(endCounter{c}),
+		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exportCounter{se, c}, bopts...)),
+	)
+	return &Provider{Tracer: NewTracer(tp, ratio), TracerProvider: tp, count: c}, nil
+}
+
+// Sampler is the SDK sampler a [Tracer] expects: parent-based, so a span
+// whose parent is sampled is recorded; new roots are always sampled because
+// the Tracer itself decides which source messages get one.
+func Sampler() sdktrace.Sampler { return sdktrace.ParentBased(sdktrace.AlwaysSample()) }
+
+func newExporter(ctx context.Context, exp string, cfg Config) (sdktrace.SpanExporter, error) {
+	switch exp {
+	case "stdout", "console":
+		w := cfg.Stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		return stdouttrace.New(stdouttrace.WithWriter(w))
+	case "otlp":
+	default:
+		return nil, fmt.Errorf("tracing: exporter must be otlp, stdout or none, not %q", exp)
+	}
+	proto := cfg.Protocol
+	if proto == "" {
+		proto = os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	}
+	if proto == "" {
+		proto = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	url := strings.Contains(cfg.Endpoint, "://")
+	switch proto {
+	case "", "grpc":
+		var o []otlptracegrpc.Option
+		switch {
+		case url:
+			o = append(o, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+		case cfg.Endpoint != "":
+			o = append(o, otlptracegrpc.WithEndpoint(cfg.Endpoint), otlptracegrpc.WithInsecure())
+		}
+		return otlptracegrpc.New(ctx, o...)
+	case "http", "http/protobuf":
+		var o []otlptracehttp.Option
+		switch {
+		case url:
+			o = append(o, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+		case cfg.Endpoint != "":
+			o = append(o, otlptracehttp.WithEndpoint(cfg.Endpoint), otlptracehttp.WithInsecure())
+		}
+		return otlptracehttp.New(ctx, o...)
+	}
+	return nil, fmt.Errorf("tracing: protocol must be grpc or http, not %q", proto)
+}
+
+// Stats returns the span counts so far.
+func (p *Provider) Stats() Stats {
+	if p.count == nil {
+		return Stats{}
+	}
+	s := Stats{
+		Ended:    p.count.ended.Load(),
+		Exported: p.count.exported.Load(),
+		Failed:   p.count.failed.Load(),
+	}
+	s.Dropped = max(s.Ended-s.Exported-s.Failed, 0)
+	return s
+}
+
+// Shutdown flushes queued spans and stops the exporter. It is safe on a
+// Provider that exports nothing.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	if p.TracerProvider == nil {
+		return nil
+	}
+	return p.TracerProvider.Shutdown(ctx)
+}
+
+// counter counts spans: its processor sits before the batch processor and
+// counts every sampled span that ends; its exporter wraps the real one and
+// counts the spans that reach it.
+type counter struct {
+	ended, exported, failed atomic.Int64
+}
+
+type endCounter struct{ c *counter }
+
+func (e endCounter) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (e endCounter) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanContext().IsSampled() {
+		e.c.ended.Add(1)
+	}
+}
+func (e endCounter) Shutdown(context.Context) error   { return nil }
+func (e endCounter) ForceFlush(context.Context) error { return nil }
+
+type exportCounter struct {
+	sdktrace.SpanExporter
+	c *counter
+}
+
+func (e exportCounter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	if err != nil {
+		e.c.failed.Add(int64(len(spans)))
+	} else {
+		e.c.exported.Add(int64(len(spans)))
+	}
+	return err
+}
