@@ -65,7 +65,7 @@ fuzz:
 hostile:
 	$(GO) test -run '^$$' -bench 'Hostile' -benchtime 3x ./dsl/
 
-# A realistic pipeline (filter, map, throttle, retry/breaker over a chaos
+# A realistic pipeline (filter, map, throttle, batch, retry/breaker over a chaos
 # sink, dead letter) for SOAK; fails if RSS or goroutines grow after warm-up
 # or a message is unaccounted for. SOAK=10m for a longer run.
 soak:

@@ -10,10 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,9 +25,11 @@ import (
 )
 
 // pipelineYAML is the soaked pipeline: the source is replaced by a counting
-// source, the dead-letter sink by a counting sink. One message in 500 is not
-// JSON (dead-lettered by the filter); the chaos sink fails 20% of writes,
-// which the retry mostly absorbs and the breaker sometimes trips on.
+// source, the dead-letter sink by a counting sink, and the chaos sink
+// appends what it accepts to a FIFO (ACCEPTED) whose lines are counted. One
+// message in 500 is not JSON (dead-lettered by the filter); the chaos sink
+// fails 20% of batch writes, which the retry mostly absorbs and the breaker
+// sometimes trips on.
 const pipelineYAML = `
 name: soak
 drain_timeout: 30s
@@ -36,9 +41,11 @@ stages:
     map: '{"id": msg.id, "customer": msg.customer, "cents": int(msg.amount * 100.0), "tags": msg.tags.map(t, t + "-x")}'
   - name: limit
     throttle: {rate: 20000, burst: 200, on_limit: block}
+  - name: group
+    batch: {size: 50, max_wait: 20ms, max_in_flight: 16}
 sink:
   name: out
-  chaos: {fail_rate: 0.2, status: 503, seed: 7}
+  chaos: {fail_rate: 0.2, status: 503, seed: 7, path: ACCEPTED}
   workers: 8
   retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms, jitter: full}
   breaker: {failure_threshold: 6, recovery_timeout: 50ms, on_open: block}
@@ -55,7 +62,13 @@ func TestSoak(t *testing.T) {
 	}
 	src := &countingSource{}
 	dlq := &countingSink{}
-	cfg, err := dsl.Parse("soak.yaml", []byte(pipelineYAML), nil)
+	fifo := filepath.Join(t.TempDir(), "accepted")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan int64, 1)
+	go func() { accepted <- countLines(t, fifo) }()
+	cfg, err := dsl.Parse("soak.yaml", []byte(strings.ReplaceAll(pipelineYAML, "ACCEPTED", fifo)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,12 +112,15 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("Run: %v", runErr)
 	}
 
-	var delivered, filtered int64
+	// The sink closed the FIFO when Run returned; if it never opened it,
+	// open it once for writing so the reader sees EOF.
+	if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+		f.Close()
+	}
+	delivered := <-accepted
+	var filtered int64
 	for _, s := range c.Stats() {
-		switch s.Name {
-		case "out":
-			delivered = s.Out
-		case "keep":
+		if s.Name == "keep" {
 			filtered = s.Dropped
 		}
 	}
@@ -182,6 +198,26 @@ func (s *countingSink) Write(_ context.Context, m *pipeline.Message) error {
 	}
 	s.n.Add(1)
 	return nil
+}
+
+// countLines counts the lines written to the FIFO at path until its writer
+// closes it.
+func countLines(t *testing.T, path string) int64 {
+	f, err := os.Open(path) // blocks until the sink opens it
+	if err != nil {
+		t.Error(err)
+		return -1
+	}
+	defer f.Close()
+	var n int64
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := f.Read(buf)
+		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		if err != nil {
+			return n
+		}
+	}
 }
 
 // rss reads VmRSS from /proc/self/status.
