@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ type shutdownRun struct {
 // startShutdown compiles file with n source messages and starts it. The
 // sink is replaced by a recorder unless keepSink (then OUT in file is a
 // path for a chaos sink to append to); the dead-letter sink always is.
-func startShutdown(t *testing.T, file string, n int, keepSink bool) *shutdownRun {
+func startShutdown(t *testing.T, file string, n int, keepSink bool, setup ...func(*shutdownRun)) *shutdownRun {
 	t.Helper()
 	r := &shutdownRun{
 		t:     t,
@@ -101,6 +102,9 @@ func startShutdown(t *testing.T, file string, n int, keepSink bool) *shutdownRun
 		dlq:   &pipelinetest.Sink{Entered: make(chan struct{}, n)},
 		done:  make(chan error, 1),
 		path:  filepath.Join(t.TempDir(), "out.ndjson"),
+	}
+	for _, f := range setup {
+		f(r)
 	}
 	file = strings.ReplaceAll(file, "OUT", r.path)
 	cfg, err := dsl.Parse("shutdown.yaml", []byte(file), nil)
@@ -146,6 +150,18 @@ func (r *shutdownRun) stop(waiting int) {
 	r.clock.WaitTimers(waiting)
 	r.cancel()
 	r.clock.WaitTimers(waiting + 1)
+}
+
+// advanceDrain advances the clock by d once the drain timer (due in d) is
+// the next to fire; other timers, such as a batch's max_wait, fire later.
+func (r *shutdownRun) advanceDrain(d time.Duration) {
+	for {
+		if next, ok := r.clock.Next(); ok && next <= d {
+			break
+		}
+		runtime.Gosched()
+	}
+	r.clock.Advance(d)
 }
 
 // wait returns Run's error.
@@ -432,4 +448,53 @@ sink: {name: out, drop: {}}
 		t.Errorf("in flight = %v, want map[limit:2]", got)
 	}
 	r.checkResolved([]int{0}, []string{`{"i":0}`})
+}
+
+func TestSoftStopFlushesAPartialBatchAtOnce(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// Given a batch of up to 10 that waits a minute, holding three messages
+	r := startShutdown(t, `
+name: shutdown
+drain_timeout: 5s
+source: {stdin: {}}
+stages:
+  - name: group
+    batch: {size: 10, max_wait: 1m}
+sink: {name: out, drop: {}}
+`, 3, false)
+	// When the soft stop comes, and no time passes
+	r.cancel()
+	// Then the three go out in one write, without waiting for max_wait or
+	// the drain timeout, and are acked
+	if err := r.wait(); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if n := r.sink.Writes(); n != 1 {
+		t.Errorf("sink writes = %d, want 1 batch", n)
+	}
+	r.checkResolved([]int{0, 1, 2}, []string{`{"i":0}`, `{"i":1}`, `{"i":2}`})
+}
+
+func TestHardStopNacksEveryMemberOfABatchBeingWritten(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// Given a batch flushed at the soft stop into a sink that never finishes
+	r := startShutdown(t, `
+name: shutdown
+drain_timeout: 5s
+source: {stdin: {}}
+stages:
+  - name: group
+    batch: {size: 10, max_wait: 1m}
+sink: {name: out, drop: {}}
+`, 3, false, func(r *shutdownRun) { r.sink.Gate = make(chan struct{}) })
+	// When the write has started and the drain timeout passes
+	r.cancel()
+	written(r.sink, 1)
+	r.advanceDrain(5 * time.Second)
+	// Then the batch is abandoned at the sink and each member nacked
+	err := r.wait()
+	if got := abandoned(t, err); got["out"] != 1 || len(got) != 1 {
+		t.Errorf("in flight = %v, want map[out:1] (one batch)", got)
+	}
+	r.checkResolved(nil, nil)
 }
