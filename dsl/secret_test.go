@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipe-dsl/pipe/dsl"
 	"github.com/pipe-dsl/pipe/pipeline"
@@ -168,6 +169,70 @@ sink: {http: {url: "${API_TOKEN}", tokn: "${API_TOKEN}"}}
 				}
 			}
 			out.add("error", err.Error())
+			out.check(t)
+		})
+	}
+}
+
+// Broker sinks with credentials from the environment, pointed at a port
+// that refuses connections: whatever they report while failing or
+// reconnecting must not show the credentials.
+func TestBrokerCredentialsStayOutOfRunTimeReports(t *testing.T) {
+	for _, sink := range []string{
+		`amqp: {url: "amqp://pipe:${SECRET_PW}@127.0.0.1:1/", queue: q}`,
+		`redis_streams: {addr: "127.0.0.1:1", password: "${SECRET_PW}", stream: s}`,
+		`nats_jetstream: {url: "nats://127.0.0.1:1", user: pipe, password: "${SECRET_PW}", subject: s, timeout: 1s}`,
+		`nats_jetstream: {url: "nats://127.0.0.1:1", token: "${SECRET_PW}", subject: s, timeout: 1s}`,
+		`mqtt: {broker: "tcp://127.0.0.1:1", username: pipe, password: "${SECRET_PW}", topic: t}`,
+	} {
+		t.Run(strings.TrimSuffix(strings.Fields(sink)[0], ":"), func(t *testing.T) {
+			t.Parallel()
+			file := "name: secrets\ndrain_timeout: 1s\nsource: {stdin: {}}\nsink: {" + sink + "}\ndead_letter: {drop: {}}\n"
+			var out output
+			cfg, err := dsl.Parse("secrets.yaml", []byte(file), &dsl.Options{Lookup: func(k string) (string, bool) {
+				return secretPassword, k == "SECRET_PW"
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, format := range []string{dsl.GraphMermaid, dsl.GraphDot} {
+				g, err := dsl.Graph(cfg, nil, format)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out.add("graph", g)
+			}
+			dlq := &pipelinetest.Sink{}
+			src := pipelinetest.NewSource(`{"id":1}`)
+			logger := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c, err := dsl.Compile(cfg, &dsl.CompileOptions{Logger: logger, Replace: func(n *dsl.Node) (any, bool) {
+				switch {
+				case n.Role == pipeline.RoleSource:
+					return src, true
+				case n == cfg.DeadLetter:
+					return dlq, true
+				}
+				return nil, false
+			}})
+			if err != nil {
+				out.add("compile", err.Error())
+				out.check(t)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := c.Run(ctx); err != nil {
+				out.add("run", err.Error())
+			}
+			for _, b := range dlq.Bodies() {
+				out.add("dead letter", b)
+			}
+			for _, e := range src.Nacked() {
+				out.add("nack", e.Error())
+			}
+			if !strings.Contains(out.String(), "127.0.0.1:1") && len(dlq.Bodies())+len(src.Nacked()) == 0 {
+				t.Logf("nothing reported the failure:\n%s", out.String())
+			}
 			out.check(t)
 		})
 	}
