@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 20s
 SOAK    ?= 60s
 
-.PHONY: all build test vet validate docs bench fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
+.PHONY: all build test vet validate docs bench bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -32,10 +32,15 @@ docs:
 quickstart:
 	$(GO) run ./cmd/pipe run pipelines/quickstart.yaml
 
-# Throughput of the compiled quickstart shape against a hand-written loop.
-# Compare runs with benchstat (go run golang.org/x/perf/cmd/benchstat@latest).
+# Throughput of the compiled quickstart shape against a hand-written loop,
+# compared by benchstat; bench-memory runs 10M messages and reports the heap.
+BENCHSTAT ?= $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 bench:
-	$(GO) test -run '^$$' -bench 'Quickstart' -benchmem -count 6 ./bench/ | tee bench.out
+	$(GO) test -run '^$$' -bench 'Quickstart$$' -benchmem -count 6 ./bench/ | tee bench.out
+	$(BENCHSTAT) -col /impl bench.out
+
+bench-memory:
+	$(GO) test -run '^$$' -bench 'QuickstartMemory' -benchtime 1x ./bench/
 
 # Throughput with tracing off, at 1% and at 100% sampling (docs/observability.md).
 bench-tracing:

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -26,7 +27,7 @@ const (
 	mapExpr    = `{"id": msg.id, "cents": int(msg.amount * 100.0)}`
 )
 
-// corpus is 1024 order-like messages of about 300 bytes; one in ten is an
+// corpus is 1024 order-like messages of about 1 KiB; one in ten is an
 // error.
 var corpus = func() [][]byte {
 	out := make([][]byte, 1024)
@@ -35,9 +36,14 @@ var corpus = func() [][]byte {
 		if i%10 == 0 {
 			level = "error"
 		}
-		out[i] = fmt.Appendf(nil, `{"id":%d,"level":%q,"amount":%g,"customer":{"id":"c-%d","name":"Customer %d","tier":"gold"},`+
-			`"items":[{"sku":"A-%d","qty":%d},{"sku":"B-%d","qty":1}],"note":"deliver to the back door","created":"2026-11-27T04:00:00Z"}`,
-			i, level, float64(i)*1.5, i%97, i%97, i, i%5+1, i)
+		out[i] = fmt.Appendf(nil, `{"id":%d,"level":%q,"amount":%g,"currency":"EUR",`+
+			`"customer":{"id":"c-%d","name":"Customer %d","tier":"gold","email":"customer%d@example.com","since":"2019-04-01"},`+
+			`"shipping":{"street":"12 Long Street","city":"Springfield","zip":"49007","country":"US","instructions":"deliver to the back door, ring twice"},`+
+			`"items":[{"sku":"A-%d","qty":%d,"price":12.5,"title":"Widget, large"},{"sku":"B-%d","qty":1,"price":3.25,"title":"Gadget"},`+
+			`{"sku":"C-%d","qty":2,"price":7,"title":"Sprocket set"},{"sku":"D-%d","qty":1,"price":99.99,"title":"Deluxe doohickey"}],`+
+			`"tags":["priority","gift","fragile","repeat-customer"],"note":"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",`+
+			`"created":"2026-11-27T04:00:00Z","updated":"2026-11-27T04:05:00Z","source":"web","version":3}`,
+			i, level, float64(i)*1.5, i%97, i%97, i%97, i, i%5+1, i, i, i)
 	}
 	return out
 }()
@@ -46,8 +52,8 @@ var corpus = func() [][]byte {
 // encoding/json, evaluates both CEL programs with cel-go and encodes the
 // result.
 func BenchmarkQuickstart(b *testing.B) {
-	b.Run("loop", benchLoop)
-	b.Run("pipe", benchPipe)
+	b.Run("impl=loop", benchLoop)
+	b.Run("impl=pipe", benchPipe)
 }
 
 func benchLoop(b *testing.B) {
@@ -99,9 +105,28 @@ func benchLoop(b *testing.B) {
 	if kept == 0 {
 		b.Fatal("nothing kept")
 	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
 func benchPipe(b *testing.B) {
+	c, src, written := compileQuickstart(b, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := c.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if got := src.acked.Load(); got != int64(b.N) {
+		b.Fatalf("acked %d of %d", got, b.N)
+	}
+	if written.Load() == 0 {
+		b.Fatal("nothing written")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// compileQuickstart compiles the quickstart shape with a source of n
+// corpus messages and a counting sink.
+func compileQuickstart(b *testing.B, n int) (*dsl.Compiled, *source, *atomic.Int64) {
 	const file = `
 name: bench
 source: {stdin: {}}
@@ -114,37 +139,68 @@ sink: {drop: {}}
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	src := &source{n: b.N}
-	var written atomic.Int64
+	src := &source{n: n}
+	written := new(atomic.Int64)
 	c, err := dsl.Compile(cfg, &dsl.CompileOptions{Replace: func(n *dsl.Node) (any, bool) {
 		switch n.Role {
 		case pipeline.RoleSource:
 			return src, true
 		case pipeline.RoleSink:
-			return sink{&written}, true
+			return sink{written}, true
 		}
 		return nil, false
 	}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := c.Run(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	if got := src.acked.Load(); got != int64(b.N) {
-		b.Fatalf("acked %d of %d", got, b.N)
-	}
-	if written.Load() == 0 {
-		b.Fatal("nothing written")
+	return c, src, written
+}
+
+// BenchmarkQuickstartMemory runs 10M messages through the quickstart shape
+// once and reports the live heap after the first and the last million:
+// memory stays flat when the two match.
+//
+//	go test -run '^$' -bench QuickstartMemory -benchtime 1x ./bench/
+func BenchmarkQuickstartMemory(b *testing.B) {
+	const n, step = 10_000_000, 1_000_000
+	for b.Loop() {
+		c, src, _ := compileQuickstart(b, n)
+		heap := func() float64 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return float64(ms.HeapAlloc) / (1 << 20)
+		}
+		var first, last float64
+		src.every, src.at = step, func(i int) {
+			switch i {
+			case step:
+				first = heap()
+			case n - step:
+				last = heap()
+			}
+		}
+		if err := c.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if got := src.acked.Load(); got != n {
+			b.Fatalf("acked %d of %d", got, n)
+		}
+		b.ReportMetric(first, "heap-MiB-at-1M")
+		b.ReportMetric(last, "heap-MiB-at-9M")
+		if last > first*1.5+4 {
+			b.Errorf("live heap grew from %.1f MiB to %.1f MiB", first, last)
+		}
 	}
 }
 
-// source sends n messages from the corpus, each with an ack.
+// source sends n messages from the corpus, each with an ack; if at is
+// set it is called (on the source goroutine) every every messages.
 type source struct {
 	n     int
 	acked atomic.Int64
+	every int
+	at    func(i int)
 }
 
 func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
@@ -154,6 +210,9 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 		}
 	}
 	for i := range s.n {
+		if s.at != nil && i > 0 && i%s.every == 0 {
+			s.at(i)
+		}
 		if err := out.Send(ctx, pipeline.NewMessage(corpus[i%len(corpus)], ack)); err != nil {
 			return err
 		}

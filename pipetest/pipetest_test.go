@@ -81,7 +81,7 @@ tests:
 	}
 	all := strings.Join(res[0].Failures, "\n")
 	for _, want := range []string{
-		`sink "out" message 1:`, `got:  {"double":2,"n":1}`, `want: {"double":3,"n":1}`,
+		`sink "out" got 1 messages, want 1 (-want +got):`, `+ {"double":2,"n":1}`, `- {"double":3,"n":1}`,
 		"got 0 dead letters, want 1", "acked 1 source messages, want 0",
 	} {
 		if !strings.Contains(all, want) {
@@ -123,6 +123,7 @@ func TestBadTestFilesAreConfigErrors(t *testing.T) {
 		"bad advance":   "pipeline: p.yaml\ntests:\n  - name: x\n    steps: [{advance: soon}]\n",
 		"missing file":  "pipeline: nope.yaml\ntests:\n  - name: x\n",
 		"unknown input": "pipeline: p.yaml\ntests:\n  - name: x\n    inputs: {other: [1]}\n",
+		"bad state":     "pipeline: p.yaml\ntests:\n  - name: x\n    expect: {breakers: {out: [opened]}}\n",
 	} {
 		f := write(t, dir, "bad_test.yaml", test)
 		if _, err := pipetest.RunFile(context.Background(), f, pipetest.Options{}); err == nil {

@@ -2,16 +2,12 @@ package pipetest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +20,7 @@ import (
 // Result is the outcome of one test case.
 type Result struct {
 	Name     string
+	Line     int      // of the test in its file
 	Failures []string // empty when the test passed
 	Elapsed  time.Duration
 }
@@ -74,7 +71,7 @@ func RunFile(ctx context.Context, path string, opts Options) ([]Result, error) {
 		if err != nil {
 			return results, err
 		}
-		results = append(results, Result{Name: c.Name, Failures: fails, Elapsed: time.Since(start)})
+		results = append(results, Result{Name: c.Name, Line: c.Line, Failures: fails, Elapsed: time.Since(start)})
 	}
 	return results, nil
 }
@@ -85,6 +82,9 @@ type harness struct {
 	sources map[string]*feed
 	sinks   map[string]*recorder
 	dlq     *recorder
+	dlqName string
+	// breakers records circuit breaker transitions from the logs.
+	breakers *transitions
 
 	mu            sync.Mutex
 	acked, nacked int
@@ -102,9 +102,10 @@ func runCase(ctx context.Context, pipePath string, lookup func(string) (string, 
 		return nil, err
 	}
 	h := &harness{
-		clock:   pipelinetest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
-		sources: map[string]*feed{},
-		sinks:   map[string]*recorder{},
+		clock:    pipelinetest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		sources:  map[string]*feed{},
+		sinks:    map[string]*recorder{},
+		breakers: newTransitions(cfg.Name),
 	}
 	var sourceNames []string
 	for _, n := range cfg.Nodes {
@@ -151,7 +152,7 @@ func runCase(ctx context.Context, pipePath string, lookup func(string) (string, 
 	compiled, err := dsl.Compile(cfg, &dsl.CompileOptions{
 		Options: dsl.Options{Lookup: lookup},
 		Clock:   h.clock,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:  slog.New(h.breakers),
 		Replace: func(n *dsl.Node) (any, bool) {
 			switch {
 			case n.Role == pipeline.RoleSource:
@@ -159,7 +160,7 @@ func runCase(ctx context.Context, pipePath string, lookup func(string) (string, 
 			case n.Role == pipeline.RoleSink:
 				r := &recorder{clock: h.clock, fault: c.Faults[n.Name]}
 				if n == cfg.DeadLetter {
-					h.dlq = r
+					h.dlq, h.dlqName = r, n.Name
 				} else {
 					h.sinks[n.Name] = r
 				}
@@ -251,7 +252,7 @@ func (h *harness) settle(p *pipeline.Pipeline, quiet time.Duration, done chan er
 // progress is a fingerprint of everything that moves during a run.
 func (h *harness) progress(p *pipeline.Pipeline) string {
 	h.mu.Lock()
-	fp := fmt.Sprint(h.acked, h.nacked, h.clock.Timers())
+	fp := fmt.Sprint(h.acked, h.nacked, h.clock.Timers(), h.breakers.count())
 	h.mu.Unlock()
 	for _, s := range p.Stats() {
 		fp += fmt.Sprint(s.In, s.Out, s.Failed, s.Dropped, s.DeadLettered, s.Nacked, s.Queued)
@@ -260,130 +261,6 @@ func (h *harness) progress(p *pipeline.Pipeline) string {
 		fp += fmt.Sprint(len(f.ch))
 	}
 	return fp
-}
-
-func (h *harness) check(c *Case, p *pipeline.Pipeline, failf func(string, ...any)) {
-	e := c.Expect
-	for _, sink := range sortedKeys(e.Sinks) {
-		r := h.sinks[sink]
-		if r == nil {
-			failf("expect.sinks: no sink %q", sink)
-			continue
-		}
-		got := r.bodies()
-		want := e.Sinks[sink]
-		if len(got) != len(want) {
-			failf("sink %q got %d messages, want %d:\n%s", sink, len(got), len(want), diffList(got, want))
-			continue
-		}
-		for i := range want {
-			if !bodyMatches(got[i], want[i]) {
-				failf("sink %q message %d:\n    got:  %s\n    want: %s", sink, i+1, got[i], show(want[i]))
-			}
-		}
-	}
-	for _, sink := range sortedKeys(e.Counts) {
-		r := h.sinks[sink]
-		if r == nil {
-			failf("expect.counts: no sink %q", sink)
-			continue
-		}
-		if n := len(r.bodies()); n != e.Counts[sink] {
-			failf("sink %q wrote %d messages, want %d", sink, n, e.Counts[sink])
-		}
-	}
-	if e.DeadLetters != nil {
-		var got [][]byte
-		if h.dlq != nil {
-			got = h.dlq.bodies()
-		}
-		if len(got) != len(e.DeadLetters) {
-			failf("got %d dead letters, want %d:\n%s", len(got), len(e.DeadLetters), indent(got))
-		} else {
-			for i, want := range e.DeadLetters {
-				var env map[string]any
-				if err := json.Unmarshal(got[i], &env); err != nil {
-					failf("dead letter %d is not JSON: %s", i+1, got[i])
-					continue
-				}
-				for k, wv := range want {
-					nv, _ := normalize(wv)
-					if !reflect.DeepEqual(env[k], nv) {
-						failf("dead letter %d: %s = %s, want %s\n    envelope: %s", i+1, k, show(env[k]), show(nv), got[i])
-					}
-				}
-			}
-		}
-	}
-	stats := map[string]pipeline.NodeStats{}
-	for _, s := range p.Stats() {
-		stats[s.Name] = s
-	}
-	for _, node := range sortedKeys(e.Dropped) {
-		s, ok := stats[node]
-		if !ok {
-			failf("expect.dropped: no node %q", node)
-			continue
-		}
-		if s.Dropped != e.Dropped[node] {
-			failf("node %q dropped %d, want %d", node, s.Dropped, e.Dropped[node])
-		}
-	}
-	h.mu.Lock()
-	acked, nacked := h.acked, h.nacked
-	h.mu.Unlock()
-	if e.Acked != nil && acked != *e.Acked {
-		failf("acked %d source messages, want %d", acked, *e.Acked)
-	}
-	if e.Nacked != nil && nacked != *e.Nacked {
-		failf("nacked %d source messages, want %d", nacked, *e.Nacked)
-	}
-}
-
-// bodyMatches compares a written body with an expected value: JSON bodies
-// by value, others by text.
-func bodyMatches(got []byte, want any) bool {
-	var v any
-	if json.Unmarshal(got, &v) == nil {
-		if reflect.DeepEqual(v, want) {
-			return true
-		}
-	}
-	s, ok := want.(string)
-	return ok && s == string(got)
-}
-
-func show(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
-}
-
-func diffList(got [][]byte, want []any) string {
-	s := "    got:\n" + indent(got) + "    want:\n"
-	for _, w := range want {
-		s += "        " + show(w) + "\n"
-	}
-	return s
-}
-
-func indent(bodies [][]byte) string {
-	s := ""
-	for _, b := range bodies {
-		s += "        " + string(b) + "\n"
-	}
-	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // feed is a source that sends what the test hands it until closed.
@@ -416,9 +293,10 @@ type recorder struct {
 	clock pipeline.Clock
 	fault Fault
 
-	mu     sync.Mutex
-	calls  int
-	writes [][]byte
+	mu      sync.Mutex
+	calls   int
+	writes  [][]byte
+	reasons []string // batch.flush_reason of each batch accepted
 }
 
 func (r *recorder) Write(ctx context.Context, m *pipeline.Message) error {
@@ -438,6 +316,7 @@ func (r *recorder) Write(ctx context.Context, m *pipeline.Message) error {
 		return errors.New(r.fault.Error)
 	}
 	if b := m.Batch(); b != nil {
+		r.reasons = append(r.reasons, m.Meta[flushReasonMeta])
 		for _, x := range b {
 			r.writes = append(r.writes, slices.Clone(x.Body))
 		}
@@ -445,6 +324,15 @@ func (r *recorder) Write(ctx context.Context, m *pipeline.Message) error {
 	}
 	r.writes = append(r.writes, slices.Clone(m.Body))
 	return nil
+}
+
+// flushReasonMeta is the Meta key the batch stage sets on each batch.
+const flushReasonMeta = "batch.flush_reason"
+
+func (r *recorder) flushReasons() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reasons)
 }
 
 func (r *recorder) bodies() [][]byte {

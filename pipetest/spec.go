@@ -16,6 +16,8 @@
 //	      sinks: {out: [{id: 1, cents: 25000}]}
 //	      dead_letters: [{stage: parse, reason: invalid_payload}]
 //	      dropped: {small: 0}
+//	      breakers: {out: [open, half_open, closed]}
+//	      flush_reasons: {size: 2, wait: 1}
 //
 // Time is virtual: the clock stands still while the pipeline works and
 // jumps to the next timer when nothing else can happen, so a 30s recovery
@@ -27,6 +29,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -45,6 +49,7 @@ type File struct {
 // Case is one test.
 type Case struct {
 	Name   string
+	Line   int                 // of the test in its file
 	Inputs map[string][][]byte // source node ("" = the only source) -> bodies
 	Steps  []Step
 	Faults map[string]Fault // sink node -> fault
@@ -74,6 +79,13 @@ type Expect struct {
 	Dropped     map[string]int64 // node -> dropped
 	Acked       *int
 	Nacked      *int
+	// Breakers lists, per node, the states its circuit breaker moved to,
+	// in order: [open, half_open, closed].
+	Breakers map[string][]string
+	// FlushReasons counts the batches the sinks accepted by the
+	// batch.flush_reason the batch stage gave them: {size: 2, wait: 1}.
+	// Reasons not listed must not occur.
+	FlushReasons map[string]int
 }
 
 // raw test file shapes, decoded strictly.
@@ -104,12 +116,14 @@ type rawFault struct {
 }
 
 type rawExpect struct {
-	Sinks       map[string][]yaml.Node `yaml:"sinks"`
-	Counts      map[string]int         `yaml:"counts"`
-	DeadLetters []map[string]any       `yaml:"dead_letters"`
-	Dropped     map[string]int64       `yaml:"dropped"`
-	Acked       *int                   `yaml:"acked"`
-	Nacked      *int                   `yaml:"nacked"`
+	Sinks        map[string][]yaml.Node `yaml:"sinks"`
+	Counts       map[string]int         `yaml:"counts"`
+	DeadLetters  []map[string]any       `yaml:"dead_letters"`
+	Dropped      map[string]int64       `yaml:"dropped"`
+	Acked        *int                   `yaml:"acked"`
+	Nacked       *int                   `yaml:"nacked"`
+	Breakers     map[string][]string    `yaml:"breakers"`
+	FlushReasons map[string]int         `yaml:"flush_reasons"`
 }
 
 // Parse reads a test file's content.
@@ -118,7 +132,7 @@ func Parse(path string, src []byte) (*File, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	_ = root // LoadYAML bounded size, aliases and depth; decode strictly now.
+	// LoadYAML bounded size, aliases and depth; decode strictly now.
 	var rf rawFile
 	d := yaml.NewDecoder(bytes.NewReader(src))
 	d.KnownFields(true)
@@ -143,6 +157,9 @@ func Parse(path string, src []byte) (*File, error) {
 		}
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("test_%d", i+1)
+		}
+		if tests := mapValue(root, "tests"); tests != nil && i < len(tests.Content) {
+			c.Line = tests.Content[i].Line
 		}
 		f.Tests = append(f.Tests, c)
 	}
@@ -214,7 +231,21 @@ func parseCase(rc rawCase) (*Case, error) {
 		c.Faults[sink] = f
 	}
 	e := rc.Expect
-	c.Expect = Expect{Counts: e.Counts, DeadLetters: e.DeadLetters, Dropped: e.Dropped, Acked: e.Acked, Nacked: e.Nacked}
+	c.Expect = Expect{Counts: e.Counts, DeadLetters: e.DeadLetters, Dropped: e.Dropped, Acked: e.Acked, Nacked: e.Nacked,
+		FlushReasons: e.FlushReasons}
+	if e.Breakers != nil {
+		c.Expect.Breakers = map[string][]string{}
+		for node, states := range e.Breakers {
+			for i, s := range states {
+				s = stateName(s)
+				if !slices.Contains(breakerStates, s) {
+					return nil, fmt.Errorf("expect.breakers.%s: unknown state %q (want one of %v)", node, states[i], breakerStates)
+				}
+				states[i] = s
+			}
+			c.Expect.Breakers[node] = states
+		}
+	}
 	if e.Sinks != nil {
 		c.Expect.Sinks = map[string][]any{}
 		for sink, nodes := range e.Sinks {
@@ -230,6 +261,19 @@ func parseCase(rc rawCase) (*Case, error) {
 		}
 	}
 	return c, nil
+}
+
+// mapValue is the value of key in mapping m, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 func nodesOf(ns []*yaml.Node) []yaml.Node {
@@ -301,3 +345,9 @@ func jsonable(v any) any {
 	}
 	return v
 }
+
+var breakerStates = []string{"closed", "half_open", "open"}
+
+// stateName spells a breaker state as the test files do: half_open, not
+// half-open.
+func stateName(s string) string { return strings.ReplaceAll(s, "-", "_") }

@@ -53,6 +53,10 @@ func init() {
 // A batch is acked, and acks its members, only when every sink it reached
 // accepted it; nacking it nacks every member. Each batch's meta holds why
 // it was flushed ([MetaFlushReason]).
+//
+// go-streams' flow.Batch is not used: its ticker restarts at every flush,
+// so max_wait counts from the last flush rather than from the batch's first
+// message, and it runs on the wall clock with no ack or in-flight bound.
 type batch struct {
 	cfg   batchConfig
 	clock pipeline.Clock

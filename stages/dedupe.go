@@ -22,7 +22,7 @@ func init() {
 	component.Register(component.Stage("dedupe",
 		"Drops and acks messages whose key was seen within ttl. A key is remembered from its first sighting, and forgotten again if that message is nacked, so a redelivery passes.",
 		dedupeConfig{TTL: 10 * time.Minute, MaxKeys: 100000},
-		newDedupe, component.WithShorthand("key")))
+		newDedupe, component.WithShorthand("key"), component.WithBatching(component.BatchesReject)))
 }
 
 // DedupeStats counts what a dedupe stage did since it was built.

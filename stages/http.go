@@ -35,7 +35,8 @@ type httpStageConfig struct {
 func init() {
 	component.Register(component.Stage("http",
 		"Calls an HTTP endpoint for each message and merges the response into the body; non-2xx responses and transport errors fail the message, classified for retry like the http sink.",
-		httpStageConfig{Method: "GET", MaxConns: 16, Timeout: 10 * time.Second, MaxBody: 16 << 20}, newHTTPStage))
+		httpStageConfig{Method: "GET", MaxConns: 16, Timeout: 10 * time.Second, MaxBody: 16 << 20}, newHTTPStage,
+		component.WithBatching(component.BatchesReject)))
 }
 
 // enricher calls url for each message and merges the response.

@@ -59,6 +59,9 @@ type ThrottleStats struct {
 //	out -- a b -- c(+1s) -- d(+2s)
 //
 // A batch counts as one message; a key needs single messages.
+//
+// go-streams' flow.Throttler is not used: it resets a quota on a ticker (a
+// fixed window), which lets 2x the limit through across a window edge.
 type throttle struct {
 	clock   pipeline.Clock
 	key     *expr.Program

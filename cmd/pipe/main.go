@@ -4,6 +4,7 @@
 //	pipe validate FILE... check pipeline files and report every problem
 //	pipe test FILE...     run pipeline tests written in YAML
 //	pipe graph FILE       draw a pipeline as Mermaid or Graphviz dot
+//	pipe fmt FILE...      print pipeline files in canonical form (-w rewrites)
 //	pipe kinds [NAME...]  list or describe the source, stage and sink kinds
 //	pipe schema           print the JSON Schema of pipeline files
 //	pipe version          print the version
@@ -32,9 +33,11 @@ const usage = `pipe runs stream-processing pipelines declared in YAML.
 Usage:
   pipe run [flags] FILE       run a pipeline (SIGINT/SIGTERM drains, a second one aborts)
   pipe validate FILE...       check pipeline files; report every problem with file:line:col
-  pipe test [-v] FILE...      run pipeline tests (*_test.yaml) on a virtual clock
+  pipe test [-v] [-run TEXT] FILE...
+                              run pipeline tests (*_test.yaml) on a virtual clock
   pipe graph [--format mermaid|dot] FILE
                               draw a pipeline (Mermaid by default)
+  pipe fmt [-l] [-w] FILE...  format pipeline files, keeping comments
   pipe kinds [NAME...]        list source, stage and sink kinds, or describe some
   pipe schema                 print the JSON Schema of pipeline files (for editors)
   pipe version                print the version
@@ -60,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTest(args[1:], stdout, stderr)
 	case "graph":
 		return cmdGraph(args[1:], stdout, stderr)
+	case "fmt":
+		return cmdFmt(args[1:], stdout, stderr)
 	case "kinds":
 		return cmdKinds(args[1:], stdout, stderr)
 	case "schema":

@@ -18,7 +18,8 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "print every test, not only failures")
 	run := fs.String("run", "", "only run tests whose name contains this text")
-	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
+	files, err := parseInterspersed(fs, args)
+	if err != nil || len(files) == 0 {
 		if err == nil {
 			fmt.Fprintln(stderr, "usage: pipe test [-v] [-run TEXT] FILE...")
 		}
@@ -27,7 +28,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	passed, failed, code := 0, 0, exitOK
-	for _, file := range fs.Args() {
+	for _, file := range files {
 		results, err := pipetest.RunFile(ctx, file, pipetest.Options{Filter: *run})
 		if err != nil {
 			reportConfigError(stderr, file, err)
@@ -46,7 +47,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 			failed++
 			fmt.Fprintf(stdout, "--- FAIL: %s (%.2fs)\n", r.Name, secs)
 			for _, f := range r.Failures {
-				fmt.Fprintf(stdout, "    %s: %s\n", file, strings.ReplaceAll(strings.TrimRight(f, "\n"), "\n", "\n    "))
+				fmt.Fprintf(stdout, "    %s:%d: %s\n", file, r.Line, strings.ReplaceAll(strings.TrimRight(f, "\n"), "\n", "\n    "))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/pipe-dsl/pipe/component"
@@ -18,14 +19,23 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", dsl.GraphMermaid, "output format: mermaid or dot")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+	files, err := parseInterspersed(fs, args)
+	if err != nil || len(files) != 1 {
 		if err == nil {
 			fmt.Fprintln(stderr, "usage: pipe graph [--format mermaid|dot] FILE")
 		}
 		return exitConfig
 	}
-	file := fs.Arg(0)
-	c, err := dsl.ParseFile(file, nil)
+	file := files[0]
+	// Values from the environment are never drawn, so an unset variable
+	// (a token on a laptop) need not stop the drawing.
+	lookup := func(k string) (string, bool) {
+		if v, ok := os.LookupEnv(k); ok {
+			return v, true
+		}
+		return "unset", true
+	}
+	c, err := dsl.ParseFile(file, &dsl.Options{Lookup: lookup})
 	if err != nil {
 		reportConfigError(stderr, file, err)
 		return exitConfig
@@ -37,6 +47,27 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, out)
 	return exitOK
+}
+
+// parseInterspersed parses flags that may come before or after the file
+// arguments (`pipe graph FILE --format dot`) and returns the files. "--"
+// ends flag parsing.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(files, rest...), nil
+		}
+		if len(rest) == 0 {
+			return files, nil
+		}
+		files = append(files, rest[0])
+		args = rest[1:]
+	}
 }
 
 // cmdSchema prints the JSON Schema of pipeline files.

@@ -66,6 +66,15 @@ func TestGraphCommand(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(out, `digraph "quickstart"`) {
 		t.Errorf("pipe graph --format dot = %d\n%s", code, out)
 	}
+	if code, after, _ := runCLI("graph", "../../pipelines/quickstart.yaml", "--format", "dot"); code != exitOK || after != out {
+		t.Errorf("pipe graph FILE --format dot = %d, want the same graph as with the flag first:\n%s", code, after)
+	}
+	t.Setenv("TOKEN", "")
+	os.Unsetenv("TOKEN")
+	code, out, stderr := runCLI("graph", "../../dsl/testdata/graph/fanout.yaml")
+	if code != exitOK || !strings.Contains(out, "message: (hidden)") {
+		t.Errorf("pipe graph with ${TOKEN} unset = %d, %s\n%s", code, stderr, out)
+	}
 	if code, _, _ := runCLI("graph", "--format", "png", "../../pipelines/quickstart.yaml"); code != exitConfig {
 		t.Errorf("unknown format: exit %d, want %d", code, exitConfig)
 	}
