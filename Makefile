@@ -2,8 +2,9 @@
 GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 20s
+SOAK    ?= 60s
 
-.PHONY: all build test vet validate docs bench bench-memory fuzz hostile quickstart scaleout clean jaeger e2e-jaeger bench-tracing
+.PHONY: all build test vet validate docs bench bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -68,6 +69,12 @@ fuzz:
 # checked here, in a benchmark, not in a timed test.
 hostile:
 	$(GO) test -run '^$$' -bench 'Hostile' -benchtime 3x ./dsl/
+
+# A realistic pipeline (filter, map, throttle, batch, retry/breaker over a chaos
+# sink, dead letter) for SOAK; fails if RSS or goroutines grow after warm-up
+# or a message is unaccounted for. SOAK=10m for a longer run.
+soak:
+	SOAK=$(SOAK) $(GO) test -tags soak -count=1 -v -timeout 0 -run '^TestSoak$$' ./soak/
 
 # Two and three `pipe run` processes sharing one JetStream durable consumer
 # and one Redis consumer group, one of them killed with SIGKILL: throughput
