@@ -451,3 +451,28 @@ func TestAProcessorReturningAnotherMessageHandsOnTheAck(t *testing.T) {
 		})
 	}
 }
+
+// blockedSource sends one message, then waits for its context.
+type blockedSource struct{ sent chan struct{} }
+
+func (s blockedSource) Read(ctx context.Context, out pipeline.Outlet) error {
+	if err := out.Send(ctx, pipeline.NewMessage([]byte("m"), nil)); err != nil {
+		return err
+	}
+	close(s.sent)
+	<-ctx.Done()
+	return nil
+}
+
+// Kill alone, without cancelling Run's context, stops a source that waits
+// on its context.
+func TestKillStopsASourceBlockedOnItsContext(t *testing.T) {
+	src := blockedSource{sent: make(chan struct{})}
+	sink := &pipelinetest.Sink{}
+	p := linear(t, src, process(upper), sink, pipeline.NodeOptions{})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	<-src.sent
+	p.Kill()
+	<-done
+}

@@ -150,7 +150,12 @@ func (p *Pipeline) runNode(soft, hard context.Context, n *node) error {
 	var err error
 	switch {
 	case n.src != nil:
-		err = n.src.Read(soft, out)
+		// Kill stops sources too, even those blocked on their context.
+		ctx, cancel := context.WithCancel(soft)
+		stop := context.AfterFunc(hard, cancel)
+		err = n.src.Read(ctx, out)
+		stop()
+		cancel()
 	case n.stage != nil:
 		err = n.stage.Run(hard, n.in, out)
 		if hard.Err() != nil {
