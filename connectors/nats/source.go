@@ -87,7 +87,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	cons := s.consumer(ctx, js)
 	slots := make(chan struct{}, s.cfg.MaxAckPending)
 	for cons != nil && ctx.Err() == nil {
-		n := acquire(ctx, slots, s.cfg.FetchSize)
+		n := inflight.Acquire(ctx, slots, s.cfg.FetchSize)
 		if n == 0 {
 			return nil
 		}
@@ -99,7 +99,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 			}
 			err = batch.Error()
 		}
-		release(slots, n)
+		inflight.Release(slots, n)
 		switch {
 		case err == nil, errors.Is(err, natsgo.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
@@ -270,30 +270,4 @@ func (s *source) Close(ctx context.Context) error {
 		s.live.CloseAfter(ctx, closeGrace)
 	}
 	return nil
-}
-
-// acquire takes one slot, waiting for it, then up to max-1 more if free.
-// It returns how many it took: 0 when ctx ended first.
-func acquire(ctx context.Context, slots chan struct{}, max int) int {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0
-	}
-	n := 1
-	for n < max {
-		select {
-		case slots <- struct{}{}:
-			n++
-		default:
-			return n
-		}
-	}
-	return n
-}
-
-func release(slots chan struct{}, n int) {
-	for range n {
-		<-slots
-	}
 }

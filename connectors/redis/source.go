@@ -137,7 +137,7 @@ func (s *source) setup(ctx context.Context) error {
 
 // read passes on up to fetch_size new entries.
 func (s *source) read(ctx context.Context, out pipeline.Outlet) error {
-	n := acquire(ctx, s.slots, s.cfg.FetchSize)
+	n := inflight.Acquire(ctx, s.slots, s.cfg.FetchSize)
 	if n == 0 {
 		return nil
 	}
@@ -159,7 +159,7 @@ func (s *source) read(ctx context.Context, out pipeline.Outlet) error {
 			s.handle(ctx, out, x, 1)
 		}
 	}
-	release(s.slots, n-got)
+	inflight.Release(s.slots, n-got)
 	return err
 }
 
@@ -375,30 +375,4 @@ func (s *source) Close(ctx context.Context) error {
 		s.live.CloseAfter(ctx, closeGrace)
 	}
 	return nil
-}
-
-// acquire takes one slot, waiting for it, then up to max-1 more if free.
-// It returns how many it took: 0 when ctx ended first.
-func acquire(ctx context.Context, slots chan struct{}, max int) int {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0
-	}
-	n := 1
-	for n < max {
-		select {
-		case slots <- struct{}{}:
-			n++
-		default:
-			return n
-		}
-	}
-	return n
-}
-
-func release(slots chan struct{}, n int) {
-	for range n {
-		<-slots
-	}
 }
