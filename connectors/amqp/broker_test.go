@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
+
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,10 +39,7 @@ func needBroker(t testing.TB) *broker {
 		conn, err = amqp091.Dial(DefaultURL)
 	}
 	if err != nil {
-		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("RabbitMQ at 127.0.0.1:5672 is required (PIPE_REQUIRE_SERVICES=1): %v", err)
-		}
-		t.Skipf("RabbitMQ not reachable at 127.0.0.1:5672 (guest/guest): %v", err)
+		conntest.Unavailable(t, "RabbitMQ on 127.0.0.1:5672 (guest/guest)", err)
 	}
 	ch, err := conn.Channel()
 	if err != nil {

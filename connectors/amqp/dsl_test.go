@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/dsl"
 )
 
@@ -182,10 +182,7 @@ func dialOrSkip(t *testing.T) *amqp091.Connection {
 		conn, err = amqp091.Dial("amqp://guest:guest@127.0.0.1:5672/")
 	}
 	if err != nil {
-		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("RabbitMQ at 127.0.0.1:5672 is required (PIPE_REQUIRE_SERVICES=1): %v", err)
-		}
-		t.Skipf("RabbitMQ not reachable at 127.0.0.1:5672 (guest/guest): %v", err)
+		conntest.Unavailable(t, "RabbitMQ on 127.0.0.1:5672 (guest/guest)", err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn

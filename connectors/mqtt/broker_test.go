@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"go.uber.org/goleak"
+
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,10 +28,7 @@ func needBroker(t testing.TB) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", brokerAddr, 2*time.Second)
 	if err != nil {
-		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("Mosquitto at %s is required (PIPE_REQUIRE_SERVICES=1): %v", brokerAddr, err)
-		}
-		t.Skipf("Mosquitto not reachable at %s: %v", brokerAddr, err)
+		conntest.Unavailable(t, "Mosquitto on 127.0.0.1:1883", err)
 	}
 	c.Close()
 }

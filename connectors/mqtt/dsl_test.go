@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/dsl"
 )
 
@@ -20,10 +20,7 @@ import (
 func TestPipelineFileRoundTrip(t *testing.T) {
 	conn, err := net.DialTimeout("tcp", "127.0.0.1:1883", 2*time.Second)
 	if err != nil {
-		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("Mosquitto at 127.0.0.1:1883 is required (PIPE_REQUIRE_SERVICES=1): %v", err)
-		}
-		t.Skipf("Mosquitto not reachable at 127.0.0.1:1883: %v", err)
+		conntest.Unavailable(t, "Mosquitto on 127.0.0.1:1883", err)
 	}
 	suffix := fmt.Sprint(time.Now().UnixNano())
 	in, out, id := "pipe-test/yaml-in-"+suffix, "pipe-test/yaml-out-"+suffix, "pipe-test-yaml-"+suffix

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
 
@@ -18,10 +18,7 @@ func jetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
 	nc, err := natsgo.Connect(DefaultURL, natsgo.Timeout(time.Second))
 	if err != nil {
-		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("NATS not reachable on %s: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", DefaultURL, err)
+		conntest.Unavailable(t, "NATS on "+DefaultURL, err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)

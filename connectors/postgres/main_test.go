@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"go.uber.org/goleak"
 )
@@ -40,10 +41,7 @@ func OpenDB(t testing.TB) *pgxpool.Pool {
 		if pool != nil {
 			pool.Close()
 		}
-		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("PostgreSQL unreachable and PIPE_REQUIRE_SERVICES=1: %v", err)
-		}
-		t.Skipf("PostgreSQL not reachable at PIPE_PG_DSN or 127.0.0.1:5432 (%v); set PIPE_REQUIRE_SERVICES=1 to fail instead", err)
+		conntest.Unavailable(t, "PostgreSQL at PIPE_PG_DSN or 127.0.0.1:5432", err)
 	}
 	t.Cleanup(pool.Close)
 	return pool

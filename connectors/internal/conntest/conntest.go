@@ -1,0 +1,117 @@
+// Package conntest holds what the connector tests share: the skip-or-fail
+// rule for services that are down, and a pipeline harness with a recording
+// sink. Only tests import it; it does not import dsl, so a connector's
+// internal tests may use it too (see dsltest for compiling YAML).
+package conntest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pipe-dsl/pipe/pipeline"
+)
+
+// Unavailable ends a test whose service (e.g. "Redis on 127.0.0.1:6379")
+// could not be reached: it skips, or fails when PIPE_REQUIRE_SERVICES=1
+// (as in CI).
+func Unavailable(t testing.TB, service string, err error) {
+	t.Helper()
+	if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s is required (PIPE_REQUIRE_SERVICES=1): %v", service, err)
+	}
+	t.Skipf("%s is not reachable: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", service, err)
+}
+
+// Bodies returns n JSON bodies {"prefix": i}.
+func Bodies(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(`{"%s":%d}`, prefix, i)
+	}
+	return out
+}
+
+// Start runs p until the returned stop is called (or the test ends); stop
+// returns Run's error.
+func Start(t testing.TB, p interface{ Run(context.Context) error }) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("pipeline did not stop")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// Recorder is a sink that passes every written message (every member of a
+// batch) to C, after Fail (if set) had its say.
+type Recorder struct {
+	C    chan *pipeline.Message
+	Fail func(m *pipeline.Message) error
+	// Hold, if set, makes every write wait for a value on it, or fail
+	// when ctx ends; Entered, if set, gets a value as each write starts.
+	Hold, Entered chan struct{}
+}
+
+// NewRecorder returns a Recorder whose C holds 100,000 messages.
+func NewRecorder() *Recorder { return &Recorder{C: make(chan *pipeline.Message, 100000)} }
+
+func (r *Recorder) Write(ctx context.Context, m *pipeline.Message) error {
+	if r.Entered != nil {
+		select {
+		case r.Entered <- struct{}{}:
+		default:
+		}
+	}
+	if r.Hold != nil {
+		select {
+		case <-r.Hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if r.Fail != nil {
+		if err := r.Fail(m); err != nil {
+			return err
+		}
+	}
+	if b := m.Batch(); b != nil {
+		for _, x := range b {
+			r.C <- x
+		}
+		return nil
+	}
+	r.C <- m
+	return nil
+}
+
+// Collect receives n messages from c, failing the test after timeout.
+func Collect(t testing.TB, c <-chan *pipeline.Message, n int, timeout time.Duration) []*pipeline.Message {
+	t.Helper()
+	out := make([]*pipeline.Message, 0, n)
+	deadline := time.After(timeout)
+	for len(out) < n {
+		select {
+		case m := <-c:
+			out = append(out, m)
+		case <-deadline:
+			t.Fatalf("received %d of %d messages in %v", len(out), n, timeout)
+		}
+	}
+	return out
+}
