@@ -39,19 +39,19 @@ func TestSourceSurvivesBrokerClosingTheConnection(t *testing.T) {
 	src.onDial = func(_ net.Conn) { mu.Lock(); dials++; mu.Unlock() }
 	sink := newCollector(len(want))
 	var once sync.Once
-	sink.fail = func(*pipeline.Message, int) error {
-		if len(sink.metas) == 100 {
+	sink.Fail = func(*pipeline.Message, int) error {
+		if len(sink.Metas) == 100 {
 			once.Do(func() { closeConnection(t, src.name) })
 		}
 		return nil
 	}
 	stop := run(t, src, sink, nil)
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	stop()
 	if dials < 2 {
 		t.Fatalf("dialled %d times, want a reconnection", dials)
 	}
-	if got := sink.delivered(); !slices.Equal(got, sorted(want)) {
+	if got := sink.Delivered(); !slices.Equal(got, sorted(want)) {
 		t.Fatalf("delivered %d distinct messages, want %d", len(got), len(want))
 	}
 	if n := b.depth(q); n != 0 {

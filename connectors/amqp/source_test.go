@@ -12,54 +12,15 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
 )
 
-// collector is a sink that records distinct bodies and signals when it has
-// seen want of them. fail, if set, decides per message whether to fail.
-type collector struct {
-	mu    sync.Mutex
-	seen  map[string]int
-	metas map[string]map[string]string
-	want  int
-	full  chan struct{}
-	fail  func(m *pipeline.Message, attempt int) error
-}
+// collector is the shared recording sink.
+type collector = conntest.Collector
 
-func newCollector(want int) *collector {
-	return &collector{seen: map[string]int{}, metas: map[string]map[string]string{}, want: want, full: make(chan struct{})}
-}
-
-func (c *collector) Write(_ context.Context, m *pipeline.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	body := string(m.Body)
-	c.seen[body]++
-	if c.fail != nil {
-		if err := c.fail(m, c.seen[body]); err != nil {
-			return err
-		}
-	}
-	if _, ok := c.metas[body]; !ok {
-		c.metas[body] = m.Meta
-		if len(c.metas) == c.want {
-			close(c.full)
-		}
-	}
-	return nil
-}
-
-func (c *collector) delivered() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for b := range c.metas {
-		out = append(out, b)
-	}
-	slices.Sort(out)
-	return out
-}
+var newCollector = conntest.NewCollector
 
 // run starts a pipeline from src to sink (and dlq, if not nil) and returns
 // a stop function that soft-stops it and waits until the source's
@@ -121,12 +82,12 @@ func TestSourceAcksEveryDeliveredMessage(t *testing.T) {
 	b.publish(q, want, amqp091.Table{"traceparent": tp, "attempt": int32(3)})
 	sink := newCollector(len(want))
 	stop := run(t, testSource(t, q), sink, nil)
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	stop()
-	if got := sink.delivered(); !slices.Equal(got, sorted(want)) {
+	if got := sink.Delivered(); !slices.Equal(got, sorted(want)) {
 		t.Fatalf("delivered %d messages, want the %d published", len(got), len(want))
 	}
-	meta := sink.metas[want[0]]
+	meta := sink.Metas[want[0]]
 	if meta["traceparent"] != tp || meta["attempt"] != "3" || meta["amqp_routing_key"] != q {
 		t.Errorf("meta = %v, want traceparent, attempt=3 and the routing key", meta)
 	}
@@ -140,20 +101,20 @@ func TestSourceMessageFailedBySinkIsRedelivered(t *testing.T) {
 	q := b.queue("nack")
 	b.publish(q, []string{"a", "b", "c"}, nil)
 	sink := newCollector(3)
-	sink.fail = func(m *pipeline.Message, attempt int) error {
+	sink.Fail = func(m *pipeline.Message, attempt int) error {
 		if string(m.Body) == "b" && attempt == 1 {
 			return errors.New("sink down")
 		}
 		return nil
 	}
 	stop := run(t, testSource(t, q), sink, nil) // no dead-letter sink: b is nacked
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	stop()
-	if sink.seen["b"] != 2 {
-		t.Errorf("b was written %d times, want 2 (failed, then redelivered)", sink.seen["b"])
+	if sink.Seen["b"] != 2 {
+		t.Errorf("b was written %d times, want 2 (failed, then redelivered)", sink.Seen["b"])
 	}
-	if sink.metas["b"]["amqp_redelivered"] != "true" {
-		t.Errorf("second delivery of b has meta %v, want amqp_redelivered=true", sink.metas["b"])
+	if sink.Metas["b"]["amqp_redelivered"] != "true" {
+		t.Errorf("second delivery of b has meta %v, want amqp_redelivered=true", sink.Metas["b"])
 	}
 	if n := b.depth(q); n != 0 {
 		t.Fatalf("queue holds %d messages, want 0", n)
@@ -165,7 +126,7 @@ func TestSourcePoisonMessageIsDeadLetteredNotRedelivered(t *testing.T) {
 	q := b.queue("poison")
 	b.publish(q, []string{"ok1", "poison", "ok2"}, nil)
 	sink := newCollector(2)
-	sink.fail = func(m *pipeline.Message, _ int) error {
+	sink.Fail = func(m *pipeline.Message, _ int) error {
 		if string(m.Body) == "poison" {
 			return errors.New("cannot handle")
 		}
@@ -173,11 +134,11 @@ func TestSourcePoisonMessageIsDeadLetteredNotRedelivered(t *testing.T) {
 	}
 	dlq := &pipelinetest.Sink{Entered: make(chan struct{}, 8)}
 	stop := run(t, testSource(t, q), sink, dlq)
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	waitFor(t, dlq.Entered, "the dead letter")
 	stop()
-	if sink.seen["poison"] != 1 {
-		t.Errorf("poison was tried %d times, want 1", sink.seen["poison"])
+	if sink.Seen["poison"] != 1 {
+		t.Errorf("poison was tried %d times, want 1", sink.Seen["poison"])
 	}
 	if n := len(dlq.Bodies()); n != 1 {
 		t.Errorf("dead letters = %d, want 1", n)
@@ -201,8 +162,8 @@ func TestSourceReconnectsAfterConnectionDropLosingNothing(t *testing.T) {
 	src.onDial = func(c net.Conn) { mu.Lock(); conns = append(conns, c); mu.Unlock() }
 	sink := newCollector(len(want))
 	var once sync.Once
-	sink.fail = func(_ *pipeline.Message, _ int) error {
-		if len(sink.metas) == 100 {
+	sink.Fail = func(_ *pipeline.Message, _ int) error {
+		if len(sink.Metas) == 100 {
 			// Cut the TCP connection under the client, as a network
 			// failure would.
 			once.Do(func() { mu.Lock(); conns[0].Close(); mu.Unlock() })
@@ -210,7 +171,7 @@ func TestSourceReconnectsAfterConnectionDropLosingNothing(t *testing.T) {
 		return nil
 	}
 	stop := run(t, src, sink, nil)
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	stop()
 	mu.Lock()
 	dials := len(conns)
@@ -218,7 +179,7 @@ func TestSourceReconnectsAfterConnectionDropLosingNothing(t *testing.T) {
 	if dials < 2 {
 		t.Fatalf("dialled %d times, want a reconnection", dials)
 	}
-	if got := sink.delivered(); !slices.Equal(got, sorted(want)) {
+	if got := sink.Delivered(); !slices.Equal(got, sorted(want)) {
 		t.Fatalf("delivered %d distinct messages, want %d", len(got), len(want))
 	}
 	if n := b.depth(q); n != 0 {
@@ -284,9 +245,9 @@ func TestSourceSoftStopAcksExactlyWhatWasDelivered(t *testing.T) {
 	b.publish(q, bodies("s", 200), nil)
 	sink := newCollector(10) // full after 10 distinct messages
 	stop := run(t, testSource(t, q), sink, nil)
-	waitFor(t, sink.full, "ten messages at the sink")
+	waitFor(t, sink.Full, "ten messages at the sink")
 	stop()
-	delivered := len(sink.delivered())
+	delivered := len(sink.Delivered())
 	if n := b.depth(q); n+delivered != 200 {
 		t.Fatalf("after the stop: %d delivered + %d left in the queue = %d, want 200", delivered, n, n+delivered)
 	}

@@ -10,54 +10,15 @@ import (
 	"time"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
 )
 
-// collector is a sink that records distinct bodies and signals when it has
-// seen want of them. fail, if set, decides per message whether to fail.
-type collector struct {
-	mu    sync.Mutex
-	seen  map[string]int
-	metas map[string]map[string]string
-	want  int
-	full  chan struct{}
-	fail  func(m *pipeline.Message, attempt int) error
-}
+// collector is the shared recording sink.
+type collector = conntest.Collector
 
-func newCollector(want int) *collector {
-	return &collector{seen: map[string]int{}, metas: map[string]map[string]string{}, want: want, full: make(chan struct{})}
-}
-
-func (c *collector) Write(_ context.Context, m *pipeline.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	body := string(m.Body)
-	c.seen[body]++
-	if c.fail != nil {
-		if err := c.fail(m, c.seen[body]); err != nil {
-			return err
-		}
-	}
-	if _, ok := c.metas[body]; !ok {
-		c.metas[body] = m.Meta
-		if len(c.metas) == c.want {
-			close(c.full)
-		}
-	}
-	return nil
-}
-
-func (c *collector) delivered() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for b := range c.metas {
-		out = append(out, b)
-	}
-	slices.Sort(out)
-	return out
-}
+var newCollector = conntest.NewCollector
 
 // run starts a pipeline from src to sink (and dlq, if not nil) with four
 // sink workers, so acks come out of order. stop soft-stops it and waits
@@ -122,12 +83,12 @@ func TestSourceDeliversAndAcksEveryMessage(t *testing.T) {
 
 	sink := newCollector(len(want))
 	stop := run(t, testSource(t, id, topic), sink, nil)
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	stop()
-	if got := sink.delivered(); !slices.Equal(got, sorted(want)) {
+	if got := sink.Delivered(); !slices.Equal(got, sorted(want)) {
 		t.Fatalf("delivered %d messages, want the %d published", len(got), len(want))
 	}
-	if meta := sink.metas[want[0]]; meta["traceparent"] != tp || meta["mqtt_topic"] != topic {
+	if meta := sink.Metas[want[0]]; meta["traceparent"] != tp || meta["mqtt_topic"] != topic {
 		t.Errorf("meta = %v, want traceparent and mqtt_topic", meta)
 	}
 	assertSessionEmpty(t, id, topic)
@@ -139,17 +100,17 @@ func TestSourceNackedMessageIsRedelivered(t *testing.T) {
 	session(t, id, topic)
 	connect(t, unique("pub"), true, 0).publish(t, topic, []string{"a", "b", "c"}, nil)
 	sink := newCollector(3)
-	sink.fail = func(m *pipeline.Message, attempt int) error {
+	sink.Fail = func(m *pipeline.Message, attempt int) error {
 		if string(m.Body) == "b" && attempt == 1 {
 			return errors.New("sink down")
 		}
 		return nil
 	}
 	stop := run(t, testSource(t, id, topic), sink, nil) // no dead-letter sink: b is nacked
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	stop()
-	if sink.seen["b"] < 2 {
-		t.Errorf("b was written %d times, want 2 or more (failed, then redelivered)", sink.seen["b"])
+	if sink.Seen["b"] < 2 {
+		t.Errorf("b was written %d times, want 2 or more (failed, then redelivered)", sink.Seen["b"])
 	}
 	assertSessionEmpty(t, id, topic)
 }
@@ -160,7 +121,7 @@ func TestSourcePoisonMessageIsDeadLettered(t *testing.T) {
 	session(t, id, topic)
 	connect(t, unique("pub"), true, 0).publish(t, topic, []string{"ok1", "poison", "ok2"}, nil)
 	sink := newCollector(2)
-	sink.fail = func(m *pipeline.Message, _ int) error {
+	sink.Fail = func(m *pipeline.Message, _ int) error {
 		if string(m.Body) == "poison" {
 			return errors.New("cannot handle")
 		}
@@ -168,11 +129,11 @@ func TestSourcePoisonMessageIsDeadLettered(t *testing.T) {
 	}
 	dlq := &pipelinetest.Sink{Entered: make(chan struct{}, 8)}
 	stop := run(t, testSource(t, id, topic), sink, dlq)
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	waitFor(t, dlq.Entered, "the dead letter")
 	stop()
-	if sink.seen["poison"] != 1 {
-		t.Errorf("poison was tried %d times, want 1", sink.seen["poison"])
+	if sink.Seen["poison"] != 1 {
+		t.Errorf("poison was tried %d times, want 1", sink.Seen["poison"])
 	}
 	assertSessionEmpty(t, id, topic)
 }
@@ -192,8 +153,8 @@ func TestSourceReconnectsAfterConnectionDropLosingNothing(t *testing.T) {
 	src.onDial = func(c net.Conn) { mu.Lock(); conns = append(conns, c); mu.Unlock() }
 	sink := newCollector(len(want))
 	var once sync.Once
-	sink.fail = func(*pipeline.Message, int) error {
-		if len(sink.metas) == 100 {
+	sink.Fail = func(*pipeline.Message, int) error {
+		if len(sink.Metas) == 100 {
 			// Cut the TCP connection under the client, as a network
 			// failure would.
 			once.Do(func() { mu.Lock(); conns[0].Close(); mu.Unlock() })
@@ -201,7 +162,7 @@ func TestSourceReconnectsAfterConnectionDropLosingNothing(t *testing.T) {
 		return nil
 	}
 	stop := run(t, src, sink, nil)
-	waitFor(t, sink.full, "every message at the sink")
+	waitFor(t, sink.Full, "every message at the sink")
 	stop()
 	mu.Lock()
 	dials := len(conns)
@@ -209,7 +170,7 @@ func TestSourceReconnectsAfterConnectionDropLosingNothing(t *testing.T) {
 	if dials < 2 {
 		t.Fatalf("dialled %d times, want a reconnection", dials)
 	}
-	got := sink.delivered()
+	got := sink.Delivered()
 	if !slices.Equal(got, sorted(want)) {
 		t.Fatalf("delivered %d distinct messages, want %d", len(got), len(want))
 	}
@@ -234,9 +195,9 @@ func TestSourceSoftStopLeavesExactlyTheUndeliveredInTheSession(t *testing.T) {
 	connect(t, unique("pub"), true, 0).publish(t, topic, want, nil)
 	sink := newCollector(10) // full after 10 distinct messages
 	stop := run(t, testSource(t, id, topic), sink, nil)
-	waitFor(t, sink.full, "ten messages at the sink")
+	waitFor(t, sink.Full, "ten messages at the sink")
 	stop()
-	delivered := sink.delivered()
+	delivered := sink.Delivered()
 	if len(delivered) >= len(want) {
 		t.Fatalf("delivered all %d messages: the stop did not stop consuming", len(delivered))
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -113,5 +114,53 @@ func Collect(t testing.TB, c <-chan *pipeline.Message, n int, timeout time.Durat
 			t.Fatalf("received %d of %d messages in %v", len(out), n, timeout)
 		}
 	}
+	return out
+}
+
+// Collector is a sink that records distinct bodies and closes Full when it
+// has seen Want of them. Fail, if set, decides per message whether to fail;
+// attempt counts the writes of that body so far.
+type Collector struct {
+	mu    sync.Mutex
+	Seen  map[string]int               // writes per body
+	Metas map[string]map[string]string // meta of each body's first success
+	Want  int
+	Full  chan struct{}
+	Fail  func(m *pipeline.Message, attempt int) error
+}
+
+// NewCollector returns a Collector waiting for want distinct bodies.
+func NewCollector(want int) *Collector {
+	return &Collector{Seen: map[string]int{}, Metas: map[string]map[string]string{}, Want: want, Full: make(chan struct{})}
+}
+
+func (c *Collector) Write(_ context.Context, m *pipeline.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	body := string(m.Body)
+	c.Seen[body]++
+	if c.Fail != nil {
+		if err := c.Fail(m, c.Seen[body]); err != nil {
+			return err
+		}
+	}
+	if _, ok := c.Metas[body]; !ok {
+		c.Metas[body] = m.Meta
+		if len(c.Metas) == c.Want {
+			close(c.Full)
+		}
+	}
+	return nil
+}
+
+// Delivered returns the distinct bodies written successfully, sorted.
+func (c *Collector) Delivered() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.Metas))
+	for b := range c.Metas {
+		out = append(out, b)
+	}
+	slices.Sort(out)
 	return out
 }
