@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -52,13 +51,12 @@ type Provider struct {
 	Tracer *Tracer
 	// TracerProvider is the SDK provider, nil when exporting nothing.
 	TracerProvider *sdktrace.TracerProvider
-	count          *counter
+	batcher        *Batcher
 }
 
-// Stats counts spans: ended and sampled, and handed to the exporter.
-// Dropped spans were ended but never reached the exporter (the queue was
-// full); Failed ones reached it but the export failed. Dropped is exact only
-// after Shutdown: until then it includes spans still queued.
+// Stats counts sampled spans. Ended spans are queued for export, then
+// Exported, or Failed (the exporter returned an error), or Dropped (the
+// queue was full); Ended minus the other three are still queued.
 type Stats struct {
 	Ended, Exported, Failed, Dropped int64
 }
@@ -101,21 +99,13 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
-	c := &counter{}
-	var bopts []sdktrace.BatchSpanProcessorOption
-	if cfg.QueueSize > 0 {
-		bopts = append(bopts, sdktrace.WithMaxQueueSize(cfg.QueueSize))
-	}
-	if cfg.Blocking {
-		bopts = append(bopts, sdktrace.WithBlocking())
-	}
+	b := NewBatcher(se, BatcherOptions{QueueSize: cfg.QueueSize, Blocking: cfg.Blocking})
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(Sampler()),
-		sdktrace.WithSpanProcessor(endCounter{c}),
-		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exportCounter{se, c}, bopts...)),
+		sdktrace.WithSpanProcessor(b),
 	)
-	return &Provider{Tracer: NewTracer(tp, ratio), TracerProvider: tp, count: c}, nil
+	return &Provider{Tracer: NewTracer(tp, ratio), TracerProvider: tp, batcher: b}, nil
 }
 
 // Sampler is the SDK sampler a [Tracer] expects: parent-based, so a span
@@ -168,16 +158,10 @@ func newExporter(ctx context.Context, exp string, cfg Config) (sdktrace.SpanExpo
 
 // Stats returns the span counts so far.
 func (p *Provider) Stats() Stats {
-	if p.count == nil {
+	if p.batcher == nil {
 		return Stats{}
 	}
-	s := Stats{
-		Ended:    p.count.ended.Load(),
-		Exported: p.count.exported.Load(),
-		Failed:   p.count.failed.Load(),
-	}
-	s.Dropped = max(s.Ended-s.Exported-s.Failed, 0)
-	return s
+	return p.batcher.Stats()
 }
 
 // Shutdown flushes queued spans and stops the exporter. It is safe on a
@@ -187,37 +171,4 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	return p.TracerProvider.Shutdown(ctx)
-}
-
-// counter counts spans: its processor sits before the batch processor and
-// counts every sampled span that ends; its exporter wraps the real one and
-// counts the spans that reach it.
-type counter struct {
-	ended, exported, failed atomic.Int64
-}
-
-type endCounter struct{ c *counter }
-
-func (e endCounter) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (e endCounter) OnEnd(s sdktrace.ReadOnlySpan) {
-	if s.SpanContext().IsSampled() {
-		e.c.ended.Add(1)
-	}
-}
-func (e endCounter) Shutdown(context.Context) error   { return nil }
-func (e endCounter) ForceFlush(context.Context) error { return nil }
-
-type exportCounter struct {
-	sdktrace.SpanExporter
-	c *counter
-}
-
-func (e exportCounter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	err := e.SpanExporter.ExportSpans(ctx, spans)
-	if err != nil {
-		e.c.failed.Add(int64(len(spans)))
-	} else {
-		e.c.exported.Add(int64(len(spans)))
-	}
-	return err
 }

@@ -113,13 +113,15 @@ func traceOf(ctx context.Context) *msgTrace {
 // there is one. The root span ends when m is resolved.
 func (t *Tracer) Source(n *pipeline.NodeInfo, m *pipeline.Message) func(error) {
 	parent := m.Context()
-	if traceOf(parent) != nil {
+	bare := parent == context.Background() // the common case: skip the lookups
+	if !bare && traceOf(parent) != nil {
 		return nil
 	}
 	if _, ok := m.Meta[MetaTraceparent]; ok {
 		parent = t.prop.Extract(parent, propagation.MapCarrier(m.Meta))
+		bare = false
 	}
-	if !trace.SpanContextFromContext(parent).IsValid() {
+	if bare || !trace.SpanContextFromContext(parent).IsValid() {
 		if t.ratio <= 0 || t.ratio < 1 && rand.Float64() >= t.ratio {
 			return nil
 		}
