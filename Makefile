@@ -44,7 +44,7 @@ bench-memory:
 
 # Throughput with tracing off, at 1% and at 100% sampling (docs/observability.md).
 bench-tracing:
-	$(GO) test -run '^$$' -bench 'Throughput|Quickstart|Hooks' -benchtime 200000x -count 6 ./tracing/ | tee bench-tracing.out
+	BENCHSTAT='$(BENCHSTAT)' scripts/bench-tracing.sh
 
 # Jaeger (v2 all-in-one, in-memory) on 127.0.0.1: OTLP 4317/4318, UI and API 16686.
 # Built from source into bin/ on first use (several minutes).

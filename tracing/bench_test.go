@@ -47,14 +47,32 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkThroughput runs source -> 2 stages -> sink with tracing off, at
-// 1% and at 100% sampling into a no-op exporter behind the batch processor.
+// benchCases are tracing off, and 1% and 100% sampling into a no-op
+// exporter behind pipe's Batcher and, for comparison, the SDK's
+// BatchSpanProcessor.
+var benchCases = []struct {
+	name      string
+	ratio     float64
+	processor func() sdktrace.SpanProcessor
+}{
+	{"sample=off", -1, nil},
+	{"sample=0.01/proc=batcher", 0.01, pipeBatcher},
+	{"sample=0.01/proc=sdk", 0.01, sdkBatcher},
+	{"sample=1/proc=batcher", 1, pipeBatcher},
+	{"sample=1/proc=sdk", 1, sdkBatcher},
+}
+
+func pipeBatcher() sdktrace.SpanProcessor {
+	return tracing.NewBatcher(noopExporter{}, tracing.BatcherOptions{})
+}
+
+func sdkBatcher() sdktrace.SpanProcessor { return sdktrace.NewBatchSpanProcessor(noopExporter{}) }
+
+// BenchmarkThroughput runs source -> 2 stages -> sink for each of
+// benchCases. scripts/bench-tracing.sh runs the cases interleaved.
 func BenchmarkThroughput(b *testing.B) {
 	pass := pipelinetest.ProcessorFunc(func(_ context.Context, m *pipeline.Message) (*pipeline.Message, error) { return m, nil })
-	for _, c := range []struct {
-		name  string
-		ratio float64
-	}{{"off", -1}, {"ratio=0.01", 0.01}, {"ratio=1", 1}} {
+	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			p := pipeline.New("bench")
 			must(b, p.AddSource("in", "generate", countSource{n: b.N}))
@@ -67,7 +85,7 @@ func BenchmarkThroughput(b *testing.B) {
 			var tp *sdktrace.TracerProvider
 			if c.ratio >= 0 {
 				tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(tracing.Sampler()),
-					sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(noopExporter{})))
+					sdktrace.WithSpanProcessor(c.processor()))
 				p.Tracer = tracing.NewTracer(tp, c.ratio)
 			}
 			b.ReportAllocs()
@@ -107,7 +125,7 @@ func BenchmarkHooks(b *testing.B) {
 	for _, ratio := range []float64{0, 0.01, 1} {
 		b.Run(fmt.Sprintf("ratio=%v", ratio), func(b *testing.B) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tracing.Sampler()),
-				sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(noopExporter{})))
+				sdktrace.WithSpanProcessor(pipeBatcher()))
 			defer tp.Shutdown(context.Background())
 			tr := tracing.NewTracer(tp, ratio)
 			b.ReportAllocs()
@@ -131,10 +149,7 @@ func BenchmarkHooks(b *testing.B) {
 // compiled from YAML: generate -> CEL filter (keeps 1 in 10) -> CEL map ->
 // drop, where stages do real work per message.
 func BenchmarkQuickstart(b *testing.B) {
-	for _, c := range []struct {
-		name  string
-		ratio float64
-	}{{"off", -1}, {"ratio=0.01", 0.01}, {"ratio=1", 1}} {
+	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			src := fmt.Sprintf(`name: bench
 source:
@@ -154,7 +169,7 @@ sink:
 			var tp *sdktrace.TracerProvider
 			if c.ratio >= 0 {
 				tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(tracing.Sampler()),
-					sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(noopExporter{})))
+					sdktrace.WithSpanProcessor(c.processor()))
 				p.Tracer = tracing.NewTracer(tp, c.ratio)
 			}
 			b.ReportAllocs()
