@@ -46,21 +46,29 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	var tracer pipeline.Tracer
+	var first *dsl.Config
 	load := func() (*dsl.Compiled, error) {
 		p, err := dsl.Load(file, &dsl.CompileOptions{Logger: logger})
-		if err == nil && *drain > 0 {
+		if err != nil {
+			return nil, err
+		}
+		if *drain > 0 {
 			p.DrainTimeout = *drain
 		}
-		if err == nil && tracer != nil {
+		if tracer != nil {
 			p.Tracer = tracer
 		}
-		return p, err
+		if first != nil {
+			warnRestartOnly(logger, first, p.Config)
+		}
+		return p, nil
 	}
 	p, err := load()
 	if err != nil {
 		reportConfigError(stderr, file, err)
 		return exitConfig
 	}
+	first = p.Config
 	traces, err := tracing.New(context.Background(), tracingConfig(p.Config))
 	if err != nil {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
@@ -101,6 +102,18 @@ func (w *watcher) next(ctx context.Context, done chan error, changed <-chan stru
 			}
 			return n, nil
 		}
+	}
+}
+
+// warnRestartOnly logs the sections that changed between the file pipe
+// started with and a reloaded version but that a reload does not apply:
+// tracing and metrics are set up once per process.
+func warnRestartOnly(logger *slog.Logger, first, next *dsl.Config) {
+	if !reflect.DeepEqual(first.Tracing, next.Tracing) {
+		logger.Warn("reload: the tracing section changed; it takes effect when pipe restarts")
+	}
+	if !reflect.DeepEqual(first.Metrics, next.Metrics) {
+		logger.Warn("reload: the metrics section changed; it takes effect when pipe restarts")
 	}
 }
 

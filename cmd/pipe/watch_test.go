@@ -139,3 +139,37 @@ sink: {stdout: {}}`
 		t.Errorf("no reload logged:\n%s", logs.String())
 	}
 }
+
+func TestReloadWarnsWhenTracingOrMetricsChange(t *testing.T) {
+	parse := func(extra string) *dsl.Config {
+		c, err := dsl.Parse("p.yaml", []byte("source: {generate: {count: 1}}\nsink: {drop: {}}\n"+extra), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := parse("tracing: {exporter: stdout, sample_ratio: 0.5}\n")
+	for _, c := range []struct {
+		name, next string
+		want       []string
+	}{
+		{"same", "tracing: {exporter: stdout, sample_ratio: 0.5}\n", nil},
+		{"ratio", "tracing: {exporter: stdout, sample_ratio: 0.1}\n", []string{"tracing section changed"}},
+		{"removed", "", []string{"tracing section changed"}},
+		{"metrics", "tracing: {exporter: stdout, sample_ratio: 0.5}\nmetrics: {http: 127.0.0.1:9464}\n", []string{"metrics section changed"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			warnRestartOnly(slog.New(slog.NewTextHandler(&buf, nil)), first, parse(c.next))
+			lines := strings.Count(buf.String(), "\n")
+			if lines != len(c.want) {
+				t.Errorf("logged %d lines, want %d:\n%s", lines, len(c.want), buf.String())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(buf.String(), w) {
+					t.Errorf("log %q lacks %q", buf.String(), w)
+				}
+			}
+		})
+	}
+}
