@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,14 +152,18 @@ sink: {drop: {}}
 `
 
 // fastSource sends n messages with an 8000-character text field, as fast
-// as they are accepted.
+// as they are accepted. Building a message is a copy, so the source takes
+// a sliver of a core: formatting the text with %q took a third of what the
+// map did and capped 2 workers at 1.5x.
 type fastSource struct{ n int }
 
-var text = strings.Repeat("ab", 4000)
+var text = strings.Repeat("ab", 4000) // nothing to escape
 
 func (s *fastSource) Read(ctx context.Context, out pipeline.Outlet) error {
 	for i := range s.n {
-		body := fmt.Appendf(nil, `{"id":%d,"text":%q}`, i, text)
+		body := make([]byte, 0, len(text)+32)
+		body = strconv.AppendInt(append(body, `{"id":`...), int64(i), 10)
+		body = append(append(append(body, `,"text":"`...), text...), `"}`...)
 		if out.Send(ctx, pipeline.NewMessage(body, nil)) != nil {
 			return nil
 		}
