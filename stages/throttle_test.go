@@ -654,8 +654,8 @@ func TestKillWhileBlockedReturnsPromptlyAndNacks(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(context.Background()) }()
 	clock.WaitTimers(1) // b waits an hour for its token
-	for out.Writes() < 1 {
-		runtime.Gosched() // a is on its way to the sink
+	for out.Writes() < 1 || src.Sent() < 3 {
+		runtime.Gosched() // a is on its way to the sink, c into the queue
 	}
 	p.Kill()
 	var abandoned *pipeline.AbandonedError
