@@ -112,7 +112,9 @@ func TestSourceNackedMessageIsRedelivered(t *testing.T) {
 	if sink.Seen["b"] < 2 {
 		t.Errorf("b was written %d times, want 2 or more (failed, then redelivered)", sink.Seen["b"])
 	}
-	assertSessionEmpty(t, id, topic)
+	// The nack dropped the connection, and with it c's ack when c came
+	// after b: the broker redelivers c too, maybe after the pipeline stopped.
+	assertSessionHoldsOnlyDuplicates(t, id, topic, []string{"a", "b", "c"})
 }
 
 func TestSourcePoisonMessageIsDeadLettered(t *testing.T) {
