@@ -72,18 +72,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if exp == "" || exp == "none" {
 		return &Provider{}, nil
 	}
-	ratio := 1.0
-	if cfg.SampleRatio != nil {
-		ratio = *cfg.SampleRatio
-	} else if v := os.Getenv("OTEL_TRACES_SAMPLER_ARG"); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG: %v", err)
-		}
-		ratio = r
+	ratio, off, err := sampleRatio(cfg.SampleRatio)
+	if err != nil {
+		return nil, err
 	}
-	if ratio < 0 || ratio > 1 {
-		return nil, fmt.Errorf("tracing: sample_ratio %v is outside 0..1", ratio)
+	if off {
+		return &Provider{}, nil
 	}
 	se, err := newExporter(ctx, exp, cfg)
 	if err != nil {
@@ -106,6 +100,37 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		sdktrace.WithSpanProcessor(b),
 	)
 	return &Provider{Tracer: NewTracer(tp, ratio), TracerProvider: tp, batcher: b}, nil
+}
+
+// sampleRatio is the share of new source messages to trace: set (the
+// file's sample_ratio) or else what OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG say, or 1. off means OTEL_TRACES_SAMPLER is
+// always_off: no tracing at all, not even for sampled incoming traces.
+func sampleRatio(set *float64) (ratio float64, off bool, err error) {
+	ratio = 1
+	if set != nil {
+		ratio = *set
+	} else {
+		switch v := os.Getenv("OTEL_TRACES_SAMPLER"); v {
+		case "", "traceidratio", "parentbased_traceidratio":
+			if arg := os.Getenv("OTEL_TRACES_SAMPLER_ARG"); arg != "" {
+				if ratio, err = strconv.ParseFloat(arg, 64); err != nil {
+					return 0, false, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG=%q is not a number", arg)
+				}
+			}
+		case "always_on", "parentbased_always_on":
+		case "parentbased_always_off":
+			ratio = 0
+		case "always_off":
+			return 0, true, nil
+		default:
+			return 0, false, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER=%q is not supported: use always_on, always_off, traceidratio or their parentbased_ forms", v)
+		}
+	}
+	if !(ratio >= 0 && ratio <= 1) {
+		return 0, false, fmt.Errorf("tracing: sample ratio %v is outside 0..1", ratio)
+	}
+	return ratio, false, nil
 }
 
 // Sampler is the SDK sampler a [Tracer] expects: parent-based, so a span
