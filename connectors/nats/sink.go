@@ -140,7 +140,14 @@ func (s *sink) Close(ctx context.Context) error {
 	if s.nc == nil {
 		return nil
 	}
-	err := s.nc.FlushTimeout(5 * time.Second)
+	// Every Write waited for its acks, so a flush only speeds up the
+	// goodbye: skip it when disconnected, and let ctx (the hard stop) cut it.
+	var err error
+	if s.nc.IsConnected() {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = s.nc.FlushWithContext(fctx)
+		cancel()
+	}
 	s.nc.Close()
 	s.nc, s.js = nil, nil
 	if err != nil {

@@ -72,3 +72,24 @@ func TestRedactHidesCredentials(t *testing.T) {
 		t.Errorf("redact = %q, want %q", got, want)
 	}
 }
+
+func TestClosingASinkWhoseServerIsDownDoesNotWaitForAFlush(t *testing.T) {
+	// Nothing listens on port 1: the connection keeps retrying in the
+	// background, as it does when a server goes away mid-run.
+	s := &sink{cfg: sinkConfig{URL: "nats://127.0.0.1:1", Subject: "x", Timeout: time.Minute}, logger: slog.Default()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the hard stop came during the write
+	if err := s.Write(ctx, pipeline.NewMessage([]byte("x"), nil)); err == nil {
+		t.Fatal("Write to an unreachable server succeeded")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close() = %v, want nil: every write already waited for its acks", err)
+		}
+	case <-time.After(3 * time.Second): // the flush it must not wait for took 5 s
+		t.Fatal("Close waited for a flush to an unreachable server")
+	}
+}
