@@ -22,6 +22,7 @@ const (
 type report struct {
 	duration                            time.Duration
 	produced, delivered, dead, filtered int64
+	deduped                             int64
 	acked, nacked                       int64
 	samples                             []sample
 }
@@ -44,6 +45,7 @@ func (r report) print(w io.Writer) {
 	fmt.Fprintf(tw, "delivered\t%d\n", r.delivered)
 	fmt.Fprintf(tw, "dead-lettered\t%d\n", r.dead)
 	fmt.Fprintf(tw, "filtered\t%d\n", r.filtered)
+	fmt.Fprintf(tw, "deduplicated\t%d\n", r.deduped)
 	fmt.Fprintf(tw, "acked / nacked\t%d / %d\n", r.acked, r.nacked)
 	fmt.Fprintf(tw, "samples\t%d\n", len(r.samples))
 	tw.Flush()

@@ -27,28 +27,47 @@ import (
 // pipelineYAML is the soaked pipeline: the source is replaced by a counting
 // source, the dead-letter sink by a counting sink, and the chaos sink
 // appends what it accepts to a FIFO (ACCEPTED) whose lines are counted. One
-// message in 500 is not JSON (dead-lettered by the filter); the chaos sink
-// fails 20% of batch writes, which the retry mostly absorbs and the breaker
-// sometimes trips on.
+// message in 500 is not JSON (dead-lettered by the filter); one in 100
+// repeats the previous id (dropped by the dedupe); the router splits big
+// orders onto their own branch, which fans in again at the throttle; the
+// chaos sink fails 20% of batch writes, which the retry mostly absorbs and
+// the breaker sometimes trips on.
 const pipelineYAML = `
 name: soak
 drain_timeout: 30s
-source: {stdin: {}}
+sources:
+  in: {stdin: {}}
 stages:
-  - name: keep
+  keep:
     filter: msg.level != "debug"
-  - name: reshape
+    inputs: [in]
+  uniq:
+    dedupe: {key: string(msg.id), ttl: 2s, max_keys: 50000}
+    inputs: [keep]
+  split:
+    route:
+      cases:
+        - {name: big, when: 'msg.amount >= 1000.0'}
+    inputs: [uniq]
+  reshape:
     map: '{"id": msg.id, "customer": msg.customer, "cents": int(msg.amount * 100.0), "tags": msg.tags.map(t, t + "-x")}'
-  - name: limit
+    inputs: [split.default]
+  reshape_big:
+    map: '{"id": msg.id, "customer": msg.customer, "cents": int(msg.amount * 100.0), "big": true}'
+    inputs: [split.big]
+  limit:
     throttle: {rate: 20000, burst: 200, on_limit: block}
-  - name: group
+    inputs: [reshape, reshape_big]
+  group:
     batch: {size: 50, max_wait: 20ms, max_in_flight: 16}
-sink:
-  name: out
-  chaos: {fail_rate: 0.2, status: 503, seed: 7, path: ACCEPTED}
-  workers: 8
-  retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms, jitter: full}
-  breaker: {failure_threshold: 6, recovery_timeout: 50ms, on_open: block}
+    inputs: [limit]
+sinks:
+  out:
+    chaos: {fail_rate: 0.2, status: 503, seed: 7, path: ACCEPTED}
+    workers: 8
+    retry: {max_attempts: 3, base_delay: 1ms, max_delay: 5ms, jitter: full}
+    breaker: {failure_threshold: 6, recovery_timeout: 50ms, on_open: block}
+    inputs: [group]
 dead_letter: {drop: {}}
 `
 
@@ -118,16 +137,23 @@ func TestSoak(t *testing.T) {
 		f.Close()
 	}
 	delivered := <-accepted
-	var filtered int64
+	var filtered, deduped, big, small int64
 	for _, s := range c.Stats() {
-		if s.Name == "keep" {
+		switch s.Name {
+		case "keep":
 			filtered = s.Dropped
+		case "uniq":
+			deduped = s.Dropped
+		case "reshape":
+			small = s.In
+		case "reshape_big":
+			big = s.In
 		}
 	}
 	produced, acked, nacked := src.produced.Load(), src.acked.Load(), src.nacked.Load()
 	dead := dlq.n.Load()
 	r := report{
-		duration: elapsed, produced: produced, delivered: delivered, dead: dead, filtered: filtered,
+		duration: elapsed, produced: produced, delivered: delivered, dead: dead, filtered: filtered, deduped: deduped,
 		acked: acked, nacked: nacked, samples: samples,
 	}
 	r.print(os.Stdout)
@@ -139,9 +165,12 @@ func TestSoak(t *testing.T) {
 		t.Errorf("acked %d, nacked %d; want acked = produced = %d, nacked = refused at the stop = %d",
 			acked, nacked, produced, refused)
 	}
-	if delivered+dead+filtered != produced {
-		t.Errorf("delivered %d + dead-lettered %d + filtered %d = %d, want produced %d",
-			delivered, dead, filtered, delivered+dead+filtered, produced)
+	if delivered+dead+filtered+deduped != produced {
+		t.Errorf("delivered %d + dead-lettered %d + filtered %d + deduplicated %d = %d, want produced %d",
+			delivered, dead, filtered, deduped, delivered+dead+filtered+deduped, produced)
+	}
+	if deduped == 0 || big == 0 || small == 0 {
+		t.Errorf("deduplicated %d, routed big %d, default %d: want each above 0", deduped, big, small)
 	}
 	if dead == 0 {
 		t.Errorf("nothing dead-lettered: the invalid messages should have been")
@@ -173,11 +202,15 @@ func (s *countingSource) Read(ctx context.Context, out pipeline.Outlet) error {
 	levels := [...]string{"info", "error", "warn", "debug", "info", "info", "error", "info", "warn", "debug"}
 	for i := 0; ctx.Err() == nil; i++ {
 		var body []byte
+		id := i
+		if i%100 == 51 {
+			id = i - 1 // a duplicate, as a broker redelivery makes
+		}
 		if i%500 == 499 {
 			body = fmt.Appendf(nil, "not json %d", i)
 		} else {
 			body = fmt.Appendf(nil, `{"id":%d,"level":%q,"customer":"c-%d","amount":%g,"tags":["a","b%d"]}`,
-				i, levels[i%len(levels)], i%1000, float64(i%10000)*0.25, i%7)
+				id, levels[id%len(levels)], id%1000, float64(id%10000)*0.25, id%7)
 		}
 		if err := out.Send(ctx, pipeline.NewMessage(body, ack)); err != nil {
 			s.refused.Add(1)
