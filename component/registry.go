@@ -43,6 +43,10 @@ type Kind struct {
 	Fields []Field
 	// Batching is how a stage kind treats batch messages.
 	Batching Batching
+	// FailsMessages marks a source kind that sends what it cannot read (an
+	// undecodable line, a message redelivered too often) to the dead-letter
+	// sink. Every stage and sink can fail messages.
+	FailsMessages bool
 
 	newConfig func() any
 	build     func(cfg any, env Env) (any, error)
@@ -79,6 +83,9 @@ const (
 
 // WithBatching sets how a stage kind treats batches.
 func WithBatching(b Batching) Option { return func(k *Kind) { k.Batching = b } }
+
+// WithFailures marks a source kind that fails messages (Kind.FailsMessages).
+func WithFailures() Option { return func(k *Kind) { k.FailsMessages = true } }
 
 func newKind[C any, T any](role Role, name, summary string, defaults C, build func(*C, Env) (T, error), opts []Option) Kind {
 	if reflect.TypeFor[C]().Kind() != reflect.Struct {

@@ -29,7 +29,7 @@ type fileSinkConfig struct {
 func init() {
 	component.Register(component.Source("file",
 		"Reads newline-delimited messages from a file, optionally following it as it grows.",
-		fileSourceConfig{Poll: 250 * time.Millisecond, MaxLine: DefaultMaxLine}, newFileSource))
+		fileSourceConfig{Poll: 250 * time.Millisecond, MaxLine: DefaultMaxLine}, newFileSource, component.WithFailures()))
 	component.Register(component.Sink("file",
 		"Writes each message (each batch member) as one line of a file.",
 		fileSinkConfig{Append: true}, newFileSink))

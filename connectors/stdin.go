@@ -15,7 +15,7 @@ type stdinConfig struct {
 func init() {
 	component.Register(component.Source("stdin",
 		"Reads newline-delimited messages from standard input until EOF.",
-		stdinConfig{MaxLine: DefaultMaxLine}, newStdin))
+		stdinConfig{MaxLine: DefaultMaxLine}, newStdin, component.WithFailures()))
 }
 
 type stdin struct{ max int }

@@ -22,7 +22,8 @@ const (
 // (workers, buffer, rate, size, ...), never the value of a secret field or
 // of anything that came from an environment variable. Failure paths to the
 // dead-letter sink are dashed, and drawn from every node that can fail a
-// message: each stage and sink, and the sources in sourcesThatFail.
+// message: each stage and sink, and the sources whose kind fails messages
+// (component.Kind.FailsMessages).
 func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 	if reg == nil {
 		reg = component.Default
@@ -62,7 +63,7 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 		}
 		if c.DeadLetter != nil {
 			for _, n := range c.Nodes {
-				if canFail(n) {
+				if canFail(reg, n) {
 					fmt.Fprintf(&b, "  %s -. failed .-> %s\n", ids[n.Name], ids[c.DeadLetter.Name])
 				}
 			}
@@ -92,7 +93,7 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 		}
 		if c.DeadLetter != nil {
 			for _, n := range c.Nodes {
-				if canFail(n) {
+				if canFail(reg, n) {
 					fmt.Fprintf(&b, "  %s -> %s [style=dashed color=red label=\"failed\" constraint=false];\n", ids[n.Name], ids[c.DeadLetter.Name])
 				}
 			}
@@ -107,14 +108,13 @@ func Graph(c *Config, reg *component.Registry, format string) (string, error) {
 	return b.String(), nil
 }
 
-// sourcesThatFail are the source kinds that dead-letter what they cannot
-// read (an undecodable line, a message redelivered too often). Every stage
-// and sink can fail a message; other sources cannot.
-var sourcesThatFail = []string{"file", "nats_jetstream", "redis_streams", "stdin"}
-
 // canFail reports whether n can send messages to the dead-letter sink.
-func canFail(n *Node) bool {
-	return n.Role != pipeline.RoleSource || slices.Contains(sourcesThatFail, n.Kind)
+func canFail(reg *component.Registry, n *Node) bool {
+	if n.Role != pipeline.RoleSource {
+		return true
+	}
+	k, ok := reg.Lookup(n.Role, n.Kind)
+	return ok && k.FailsMessages
 }
 
 // label is a node's name, kind and settings, one per line.

@@ -45,7 +45,7 @@ func init() {
 			AckWait:       30 * time.Second,
 			MaxAckPending: 1024,
 			NakDelay:      time.Second,
-		}, newSource))
+		}, newSource, component.WithFailures()))
 }
 
 type source struct {

@@ -48,7 +48,7 @@ func init() {
 			MinIdle:       30 * time.Second,
 			ClaimInterval: 5 * time.Second,
 			MaxPending:    1024,
-		}, newSource))
+		}, newSource, component.WithFailures()))
 }
 
 type source struct {
