@@ -33,12 +33,16 @@ type DeadLetter struct {
 
 // toDeadLetter turns m, in place, into its dead-letter envelope.
 func toDeadLetter(m *Message, p *Pipeline, n *node, err error) {
-	env := func(x *Message) []byte {
+	env := func(x *Message, err error) []byte {
+		reason := Reason(err)
+		if reason == ReasonError && n.role == RoleSink {
+			reason = ReasonSinkError
+		}
 		d := DeadLetter{
 			Pipeline:     p.Name,
 			Stage:        n.name,
 			Kind:         n.kind,
-			Reason:       Reason(err),
+			Reason:       reason,
 			Error:        err.Error(),
 			Attempts:     m.failures.attempts,
 			FirstFailure: m.failures.first.UTC(),
@@ -61,13 +65,17 @@ func toDeadLetter(m *Message, p *Pipeline, n *node, err error) {
 		return b
 	}
 	if m.batch == nil {
-		m.SetBody(env(m))
+		m.SetBody(env(m, err))
 		return
 	}
 	// Members may be shared with a broadcast copy: build new envelopes.
 	envs := make([]*Message, len(m.batch))
 	for i, x := range m.batch {
-		envs[i] = &Message{Body: env(x), Meta: x.Meta, Created: x.Created, tx: &tx{}}
+		xerr := err
+		if m.refused != nil {
+			xerr = m.refused[i]
+		}
+		envs[i] = &Message{Body: env(x, xerr), Meta: x.Meta, Created: x.Created, tx: &tx{}}
 	}
-	m.batch = envs
+	m.batch, m.refused = envs, nil
 }

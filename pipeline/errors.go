@@ -53,6 +53,36 @@ func Reason(err error) string {
 	return ReasonError
 }
 
+// BatchError is a sink's answer for a batch it accepted only in part: Errs
+// holds one entry per member, nil for a member the sink wrote and the error
+// for one it refused. The runtime then fails only the refused members:
+// each reaches the dead-letter sink with its own error and reason. A sink
+// returns it only once the accepted members are written for good, and only
+// for refusals that writing the same members again would not cure (a
+// constraint violation, a column expression that fails), so a BatchError
+// is never retried. Without a dead-letter sink the whole batch is nacked,
+// accepted members included: make such sinks idempotent.
+type BatchError struct{ Errs []error }
+
+func (e *BatchError) Error() string {
+	n, first := 0, error(nil)
+	for _, err := range e.Errs {
+		if err != nil {
+			if n++; first == nil {
+				first = err
+			}
+		}
+	}
+	if first == nil {
+		return "every batch member accepted"
+	}
+	return fmt.Sprintf("%d of %d batch members refused; first: %v", n, len(e.Errs), first)
+}
+
+// Retryable reports false: the refusals are final (package resilience
+// reads this method).
+func (e *BatchError) Retryable() bool { return false }
+
 // DropError reports an intentional drop: the message is acked and counted as
 // dropped, not failed. Processors return it instead of an output message.
 type DropError struct{ Reason string }

@@ -5,6 +5,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type Message struct {
 	ctx      context.Context
 	decoded  any
 	batch    []*Message
+	refused  []error // with batch: each member's error from a sink's BatchError
 	tx       *tx
 	done     atomic.Bool
 	failures failures
@@ -68,6 +70,32 @@ func NewBatchFunc(members []*Message, done AckFunc) *Message {
 		b.Created = members[0].Created
 	}
 	return b
+}
+
+// keepRefused narrows batch m to the members a sink refused when err is a
+// [BatchError] that matches m's members, recording each one's error for
+// its dead-letter envelope. It returns nil if the sink refused none of
+// them, and err otherwise.
+func (m *Message) keepRefused(err error) error {
+	var be *BatchError
+	if m.batch == nil || !errors.As(err, &be) || len(be.Errs) != len(m.batch) {
+		return err
+	}
+	var members []*Message
+	var errs []error
+	for i, e := range be.Errs {
+		if e != nil {
+			members = append(members, m.batch[i])
+			errs = append(errs, e)
+		}
+	}
+	if members == nil {
+		return nil
+	}
+	// A new slice: the old one may be shared with a broadcast copy. The
+	// batch's ack still resolves every original member.
+	m.batch, m.refused = members, errs
+	return err
 }
 
 // Batch returns the members of a batch message, or nil for a single message.

@@ -240,6 +240,9 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 	start := time.Now()
 	err := n.sink.Write(ctx, m)
 	n.stats.latency.record(time.Since(start))
+	if err != nil && n.role != RoleDeadLetter {
+		err = m.keepRefused(err)
+	}
 	switch {
 	case err == nil:
 		n.stats.out.Add(1)

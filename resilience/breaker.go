@@ -267,8 +267,8 @@ func (b *Breaker) done(t ticket, err error) (from, to State) {
 	if t.gen != b.gen {
 		return from, from
 	}
-	if isDrop(err) {
-		err = nil // the stage worked: it dropped the message on purpose
+	if isDrop(err) || isPartial(err) {
+		err = nil // the call worked: it dropped or refused on purpose
 	}
 	kind, _ := Classify(err)
 	excluded := kind == KindCanceled

@@ -167,3 +167,11 @@ func isDrop(err error) bool {
 	var d *pipeline.DropError
 	return errors.As(err, &d)
 }
+
+// isPartial reports a batch the call wrote but for members it refused for
+// good (a [pipeline.BatchError]): the callee is healthy, and writing the
+// same members again would duplicate the accepted ones.
+func isPartial(err error) bool {
+	var b *pipeline.BatchError
+	return errors.As(err, &b)
+}

@@ -138,7 +138,7 @@ func (r *Retry) Wrap(next Call) Call {
 				r.retries.Add(1)
 			}
 			out, err := next(ctx, m)
-			if err == nil || ctx.Err() != nil || isDrop(err) {
+			if err == nil || ctx.Err() != nil || isDrop(err) || isPartial(err) {
 				return out, err
 			}
 			now := r.clock.Now()
