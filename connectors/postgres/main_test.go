@@ -89,7 +89,8 @@ func QueryIDs(t *testing.T, pool *pgxpool.Pool, sql string) []int64 {
 	return got
 }
 
-// Recorder is a sink that records bodies and signals each delivery.
+// Recorder is a sink that records bodies (each member of a batch) and
+// signals each delivery.
 type Recorder struct {
 	mu     sync.Mutex
 	bodies []string
@@ -101,15 +102,23 @@ type Recorder struct {
 func NewRecorder() *Recorder { return &Recorder{got: make(chan struct{}, 1<<16)} }
 
 func (r *Recorder) Write(_ context.Context, m *pipeline.Message) error {
-	if r.Fail != nil {
-		if err := r.Fail(string(m.Body)); err != nil {
-			return err
+	msgs := m.Batch()
+	if msgs == nil {
+		msgs = []*pipeline.Message{m}
+	}
+	for _, x := range msgs {
+		if r.Fail != nil {
+			if err := r.Fail(string(x.Body)); err != nil {
+				return err
+			}
 		}
 	}
-	r.mu.Lock()
-	r.bodies = append(r.bodies, string(m.Body))
-	r.mu.Unlock()
-	r.got <- struct{}{}
+	for _, x := range msgs {
+		r.mu.Lock()
+		r.bodies = append(r.bodies, string(x.Body))
+		r.mu.Unlock()
+		r.got <- struct{}{}
+	}
 	return nil
 }
 

@@ -27,7 +27,7 @@ type sinkConfig struct {
 
 func init() {
 	component.Register(component.Sink("postgres",
-		"Inserts or upserts one row per message into a PostgreSQL table; a batch is written in one transaction.",
+		"Inserts or upserts one row per message into a PostgreSQL table; a batch is written in one transaction, and only the members the table refuses (constraint, bad value, failing column expression) are dead-lettered.",
 		sinkConfig{MaxConns: 4}, newSink))
 }
 
@@ -115,41 +115,104 @@ func insertSQL(table string, cols, conflict, update []string) string {
 	return b.String()
 }
 
-// Write inserts m's row, or each member's row of a batch in one transaction,
-// and returns once the server has committed. A column expression error fails
-// the whole message with reason expression_error before anything is sent.
+// Write inserts m's row, or each member's row of a batch in one
+// transaction. A batch whose members the table refuses one by one (a
+// failing column expression, a constraint violation or bad value: SQLSTATE
+// classes 22 and 23) is written but for those members, which come back in
+// a [pipeline.BatchError].
 func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 	members := m.Batch()
 	if members == nil {
-		members = []*pipeline.Message{m}
-	}
-	rows := make([][]any, len(members))
-	for i, x := range members {
-		r, err := s.row(x)
+		r, err := s.row(m)
 		if err != nil {
 			return err
 		}
-		rows[i] = r
+		pool, err := s.connect()
+		if err != nil {
+			return err
+		}
+		if _, err := pool.Exec(ctx, s.sql, r...); err != nil {
+			return fmt.Errorf("postgres: write 1 row: %w", classify(err))
+		}
+		return nil
 	}
-	pool, err := s.connect()
+	rows := make([][]any, len(members))
+	errs := make([]error, len(members))
+	b := &pgx.Batch{}
+	for i, x := range members {
+		if rows[i], errs[i] = s.row(x); errs[i] == nil {
+			b.Queue(s.sql, rows[i]...)
+		}
+	}
+	if b.Len() > 0 {
+		pool, err := s.connect()
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+		if err != nil && rowError(classify(err)) {
+			err = s.writeEach(ctx, pool, rows, errs)
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: write %d row(s): %w", b.Len(), classify(err))
+		}
+	}
+	if slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		return &pipeline.BatchError{Errs: errs}
+	}
+	return nil
+}
+
+// writeEach writes rows (but those with an error already) in one
+// transaction, each under its own savepoint, and records in errs the rows
+// the table refuses. Any other error rolls everything back.
+func (s *sink) writeEach(ctx context.Context, pool *pgxpool.Pool, rows [][]any, errs []error) error {
+	refusedHere := make([]error, len(rows))
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		clear(refusedHere)
+		for i, r := range rows {
+			if errs[i] != nil {
+				continue
+			}
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { // a savepoint
+				_, err := sp.Exec(ctx, s.sql, r...)
+				return err
+			})
+			if err == nil {
+				continue
+			}
+			if err = classify(err); !rowError(err) {
+				return err
+			}
+			refusedHere[i] = fmt.Errorf("postgres: write row: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if len(rows) == 1 {
-		_, err = pool.Exec(ctx, s.sql, rows[0]...)
-	} else {
-		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			b := &pgx.Batch{}
-			for _, r := range rows {
-				b.Queue(s.sql, r...)
-			}
-			return tx.SendBatch(ctx, b).Close()
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: write %d row(s): %w", len(rows), classify(err))
+	for i, e := range refusedHere {
+		if e != nil {
+			errs[i] = e
+		}
 	}
 	return nil
+}
+
+// rowError reports an error caused by one row's values, which the other
+// rows of its batch do not share: a data exception (SQLSTATE class 22), an
+// integrity constraint violation (23), or a value pgx cannot encode.
+func rowError(err error) bool {
+	var pe *Error
+	var perm permanent
+	switch {
+	case errors.As(err, &pe):
+		c := pe.SQLState[:2]
+		return c == "22" || c == "23"
+	case errors.As(err, &perm):
+		return true
+	}
+	return false
 }
 
 // row evaluates the column expressions for one message.

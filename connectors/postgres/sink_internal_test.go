@@ -72,18 +72,22 @@ func TestSinkWritesABatchInOneTransaction(t *testing.T) {
 		t.Fatalf("transactions that wrote the batch = %d, want 1", n)
 	}
 
-	// A duplicate key in the middle of a batch rolls the whole batch back.
+	// A duplicate key in the middle of a batch refuses that member only.
 	err := s.Write(context.Background(), batchOf(101, 102, 50, 103))
-	var pe *Error
-	if !errors.As(err, &pe) || pe.SQLState != "23505" || pe.Retryable() {
-		t.Fatalf("Write(batch with duplicate) = %v, want a non-retryable *Error with SQLSTATE 23505", err)
+	var be *pipeline.BatchError
+	if !errors.As(err, &be) || len(be.Errs) != 4 || be.Errs[0] != nil || be.Errs[1] != nil || be.Errs[3] != nil {
+		t.Fatalf("Write(batch with duplicate) = %v, want a BatchError refusing member 2 only", err)
 	}
-	if n := QueryInt(t, pool, "SELECT count(*) FROM "+tbl+" WHERE id > 100"); n != 0 {
-		t.Fatalf("rows of the failed batch = %d, want 0 (rolled back)", n)
+	var pe *Error
+	if !errors.As(be.Errs[2], &pe) || pe.SQLState != "23505" || pe.Retryable() {
+		t.Fatalf("member 2's error = %v, want a non-retryable *Error with SQLSTATE 23505", be.Errs[2])
+	}
+	if n := QueryInt(t, pool, "SELECT count(*) FROM "+tbl+" WHERE id > 100"); n != 3 {
+		t.Fatalf("rows of the batch with a duplicate = %d, want the other 3", n)
 	}
 }
 
-func TestSinkExpressionErrorFailsBeforeWriting(t *testing.T) {
+func TestSinkExpressionErrorRefusesOnlyItsMember(t *testing.T) {
 	pool := OpenDB(t)
 	tbl := MakeTable(t, pool, "id bigint PRIMARY KEY")
 	s := newTestSink(t, sinkConfig{DSN: DSN(), Table: tbl, Columns: compileColumns(t, map[string]string{"id": "msg.id"}), MaxConns: 1}, "expr")
@@ -92,11 +96,17 @@ func TestSinkExpressionErrorFailsBeforeWriting(t *testing.T) {
 		pipeline.NewMessage([]byte(`{"other": 2}`), nil),
 	})
 	err := s.Write(context.Background(), m)
-	if pipeline.Reason(err) != pipeline.ReasonExpression {
-		t.Fatalf("Write = %v (reason %q), want reason %q", err, pipeline.Reason(err), pipeline.ReasonExpression)
+	var be *pipeline.BatchError
+	if !errors.As(err, &be) || len(be.Errs) != 2 || be.Errs[0] != nil || pipeline.Reason(be.Errs[1]) != pipeline.ReasonExpression {
+		t.Fatalf("Write = %v, want a BatchError refusing member 1 with reason %q", err, pipeline.ReasonExpression)
 	}
-	if n := QueryInt(t, pool, "SELECT count(*) FROM "+tbl); n != 0 {
-		t.Fatalf("rows = %d, want 0", n)
+	if n := QueryInt(t, pool, "SELECT count(*) FROM "+tbl); n != 1 {
+		t.Fatalf("rows = %d, want 1", n)
+	}
+	// A batch whose every member fails its expression writes nothing.
+	m = pipeline.NewBatch([]*pipeline.Message{pipeline.NewMessage([]byte(`{}`), nil)})
+	if err := s.Write(context.Background(), m); !errors.As(err, &be) || be.Errs[0] == nil {
+		t.Fatalf("Write(all bad) = %v, want a BatchError", err)
 	}
 }
 

@@ -97,6 +97,14 @@ func TestSinkUpsertTwiceKeepsOneRowPerKey(t *testing.T) {
 }
 
 func TestSinkDeadLettersBadRowsAndKeepsGoodOnes(t *testing.T) {
+	// Batched, the bad members of a batch are refused one by one and the
+	// rest of their batch is written.
+	for _, batch := range []string{"", "stages:\n  - batch: {size: 10, max_wait: 1s}\n"} {
+		t.Run(fmt.Sprintf("batched=%v", batch != ""), func(t *testing.T) { deadLettersBadRows(t, batch) })
+	}
+}
+
+func deadLettersBadRows(t *testing.T, stages string) {
 	pool := postgres.OpenDB(t)
 	// Every 7th id violates the CHECK; every 10th message has no "name".
 	tbl := postgres.MakeTable(t, pool, "id bigint PRIMARY KEY CHECK (id % 7 <> 0), name text NOT NULL")
@@ -105,6 +113,7 @@ func TestSinkDeadLettersBadRowsAndKeepsGoodOnes(t *testing.T) {
 		`"name": "n" + string(seq)`, `"name": seq % 10 == 0 ? dyn(null) : dyn("n" + string(seq))`, 1)
 	// A null name fails the expression (no + for null and string).
 	src = strings.Replace(src, "{id: msg.id, name: msg.name}", "\n      id: msg.id\n      name: 'msg.name + \"\"'", 1)
+	src = strings.Replace(src, "sink:\n", stages+"sink:\n", 1)
 	dead, err := run(t, src, map[string]string{"PG_DSN": postgres.DSN()})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
