@@ -14,6 +14,7 @@ import (
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -393,5 +394,59 @@ func TestSinkFailsWhenNoBrokerAcksInTime(t *testing.T) {
 	err = sk.Write(context.Background(), pipeline.NewMessage([]byte(`{}`), nil))
 	if err == nil {
 		t.Fatal("Write with no broker succeeded")
+	}
+}
+
+// In a batch, a member whose key fails and a record the client refuses
+// for its size are refused alone; the rest is produced.
+func TestSinkRefusesOnlyTheBadMembersOfABatch(t *testing.T) {
+	brokers := cluster(t, 1, "out")
+	key, err := expr.Compile("string(msg.id)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := newSink(&sinkConfig{Brokers: brokers, Topic: "out", Key: key, Timeout: 10 * time.Second}, component.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.(*sink).Close(context.Background())
+	huge := fmt.Appendf(nil, `{"id": 3, "pad": "%s"}`, strings.Repeat("x", 2<<20)) // over the 1 MB batch limit
+	bodies := [][]byte{[]byte(`{"id": 1}`), []byte(`{"no_id": 2}`), huge, []byte(`{"id": 4}`)}
+	var members []*pipeline.Message
+	for _, b := range bodies {
+		members = append(members, pipeline.NewMessage(b, nil))
+	}
+	err = sk.Write(context.Background(), pipeline.NewBatch(members))
+	var be *pipeline.BatchError
+	if !errors.As(err, &be) || len(be.Errs) != 4 || be.Errs[0] != nil || be.Errs[3] != nil {
+		if be != nil {
+			t.Logf("errs: %q", be.Errs)
+		}
+		t.Fatalf("Write = %v, want a BatchError refusing members 1 and 2 only", err)
+	}
+	if pipeline.Reason(be.Errs[1]) != pipeline.ReasonExpression {
+		t.Errorf("member 1: %v, want an expression error", be.Errs[1])
+	}
+	if !errors.Is(be.Errs[2], kerr.MessageTooLarge) {
+		t.Errorf("member 2: %v, want MESSAGE_TOO_LARGE", be.Errs[2])
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var keys []string
+	for len(keys) < 2 {
+		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := fs.Err(); err != nil {
+			t.Fatalf("poll: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { keys = append(keys, string(r.Key)) })
+	}
+	if !slices.Equal(keys, []string{"1", "4"}) {
+		t.Errorf("topic holds keys %v, want [1 4]", keys)
 	}
 }

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -50,31 +52,66 @@ func newSink(c *sinkConfig, _ component.Env) (pipeline.Sink, error) {
 
 // Write produces m, or every member of a batch, and waits for the acks. Meta
 // entries become record headers, so a traceparent travels with the record;
-// the kafka_* entries a kafka source adds are left out.
-// A key expression error fails the whole message with reason
-// expression_error before anything is produced.
+// the kafka_* entries a kafka source adds are left out. In a batch, a
+// member whose key expression fails, or whose record the brokers refuse
+// for good (too large, invalid), is refused alone in a
+// [pipeline.BatchError]; any other failure fails the whole batch, whose
+// retry produces again the records that did get through.
 func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 	members := m.Batch()
 	if members == nil {
 		members = []*pipeline.Message{m}
 	}
-	recs := make([]*kgo.Record, len(members))
+	errs := make([]error, len(members))
+	recs := make([]*kgo.Record, 0, len(members))
+	of := make(map[*kgo.Record]int, len(members)) // results come in any order
 	for i, x := range members {
 		r, err := s.record(x)
 		if err != nil {
+			errs[i] = err
+			continue
+		}
+		recs = append(recs, r)
+		of[r] = i
+	}
+	if len(recs) > 0 {
+		cl, err := s.client()
+		if err != nil {
 			return err
 		}
-		recs[i] = r
+		for _, res := range cl.ProduceSync(ctx, recs...) {
+			if res.Err == nil {
+				continue
+			}
+			err := fmt.Errorf("kafka: produce to %s: %w", s.cfg.Topic, res.Err)
+			if retriable(res.Err) {
+				return err
+			}
+			errs[of[res.Record]] = permanent{err}
+		}
 	}
-	cl, err := s.client()
-	if err != nil {
-		return err
+	if m.Batch() == nil || !slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		return errs[0]
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("kafka: produce to %s: %w", s.cfg.Topic, err)
-	}
-	return nil
+	return &pipeline.BatchError{Errs: errs}
 }
+
+// retriable reports whether producing the record again may succeed: a
+// timeout or a broker error Kafka marks retriable, but not a record the
+// brokers refuse for its own content.
+func retriable(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	return true
+}
+
+// permanent marks a record refused for good.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error   { return p.error }
+func (p permanent) Retryable() bool { return false }
 
 func (s *sink) record(m *pipeline.Message) (*kgo.Record, error) {
 	r := &kgo.Record{Topic: s.cfg.Topic, Value: m.Body}
