@@ -2,8 +2,10 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +79,10 @@ func (s *sink) jetStream() (jetstream.JetStream, error) {
 	return js, nil
 }
 
+// Write publishes m, or every member of a batch, and waits until the
+// stream stored them all. In a batch, a member whose msg_id expression
+// fails or whose body exceeds the server's max_payload is refused alone in
+// a [pipeline.BatchError]; any other failure fails the whole batch.
 func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 	js, err := s.jetStream()
 	if err != nil {
@@ -88,14 +94,20 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	errs := make([]error, len(members))
 	futures := make([]jetstream.PubAckFuture, 0, len(members))
-	for _, x := range members {
+	for i, x := range members {
 		msg, opts, err := s.natsMsg(x)
 		if err != nil {
-			return err
+			errs[i] = err
+			continue
 		}
 		f, err := js.PublishMsgAsync(msg, opts...)
-		if err != nil {
+		switch {
+		case errors.Is(err, natsgo.ErrMaxPayload):
+			errs[i] = permanent{fmt.Errorf("nats: publish to %s: %d bytes: %w", s.cfg.Subject, len(msg.Data), err)}
+			continue
+		case err != nil:
 			return fmt.Errorf("nats: publish to %s: %w", s.cfg.Subject, err)
 		}
 		futures = append(futures, f)
@@ -109,8 +121,17 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 			return fmt.Errorf("nats: publish to %s: no ack: %w", s.cfg.Subject, ctx.Err())
 		}
 	}
-	return nil
+	if m.Batch() == nil || !slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		return errs[0]
+	}
+	return &pipeline.BatchError{Errs: errs}
 }
+
+// permanent marks a message refused for good.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error   { return p.error }
+func (p permanent) Retryable() bool { return false }
 
 func (s *sink) natsMsg(m *pipeline.Message) (*natsgo.Msg, []jetstream.PublishOpt, error) {
 	msg := &natsgo.Msg{Subject: s.cfg.Subject, Data: m.Body}

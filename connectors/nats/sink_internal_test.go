@@ -2,8 +2,10 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
+	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
 
@@ -91,5 +94,44 @@ func TestClosingASinkWhoseServerIsDownDoesNotWaitForAFlush(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second): // the flush it must not wait for took 5 s
 		t.Fatal("Close waited for a flush to an unreachable server")
+	}
+}
+
+func TestABatchIsStoredButForTheMembersRefusedForGood(t *testing.T) {
+	js := jetStream(t)
+	name := fmt.Sprintf("PARTIAL_%d", time.Now().UnixNano())
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	defer js.DeleteStream(context.Background(), name)
+	id, err := expr.Compile("string(msg.id)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{cfg: sinkConfig{URL: DefaultURL, Subject: name, MsgID: id, Timeout: 5 * time.Second}, logger: slog.Default()}
+	defer s.Close(context.Background())
+	huge := fmt.Appendf(nil, `{"id": 3, "pad": "%s"}`, strings.Repeat("x", 2<<20)) // over the server's 1 MB max_payload
+	var members []*pipeline.Message
+	for _, b := range [][]byte{[]byte(`{"id": 1}`), []byte(`{"no_id": 2}`), huge, []byte(`{"id": 4}`)} {
+		members = append(members, pipeline.NewMessage(b, nil))
+	}
+	err = s.Write(t.Context(), pipeline.NewBatch(members))
+	var be *pipeline.BatchError
+	if !errors.As(err, &be) || len(be.Errs) != 4 || be.Errs[0] != nil || be.Errs[3] != nil {
+		t.Fatalf("Write = %v, want a BatchError refusing members 1 and 2 only", err)
+	}
+	if pipeline.Reason(be.Errs[1]) != pipeline.ReasonExpression || !errors.Is(be.Errs[2], natsgo.ErrMaxPayload) {
+		t.Errorf("refusals = %v, want an expression error and ErrMaxPayload", be.Errs)
+	}
+	st, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("stream holds %d messages, want members 0 and 3", info.State.Msgs)
 	}
 }
