@@ -31,13 +31,35 @@ func jetStream(t *testing.T) jetstream.JetStream {
 	return js
 }
 
-func TestABatchIsStoredWholeBeforeTheWriteReturns(t *testing.T) {
-	js := jetStream(t)
-	name := fmt.Sprintf("BATCH_%d", time.Now().UnixNano())
+// memStream creates an in-memory stream whose name is also its subject,
+// deleted when the test ends.
+func memStream(t *testing.T, js jetstream.JetStream, prefix string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
-	defer js.DeleteStream(context.Background(), name)
+	t.Cleanup(func() { js.DeleteStream(context.Background(), name) })
+	return name
+}
+
+// stored is the number of messages stream name holds.
+func stored(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	st, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestABatchIsStoredWholeBeforeTheWriteReturns(t *testing.T) {
+	js := jetStream(t)
+	name := memStream(t, js, "BATCH")
 	s := &sink{cfg: sinkConfig{URL: DefaultURL, Subject: name, Headers: true, Timeout: 5 * time.Second}, logger: slog.Default()}
 	defer s.Close(context.Background())
 	var members []*pipeline.Message
@@ -47,16 +69,8 @@ func TestABatchIsStoredWholeBeforeTheWriteReturns(t *testing.T) {
 	if err := s.Write(t.Context(), pipeline.NewBatch(members)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 100 {
-		t.Errorf("stream holds %d messages after the write, want 100", info.State.Msgs)
+	if n := stored(t, js, name); n != 100 {
+		t.Errorf("stream holds %d messages after the write, want 100", n)
 	}
 }
 
@@ -99,11 +113,7 @@ func TestClosingASinkWhoseServerIsDownDoesNotWaitForAFlush(t *testing.T) {
 
 func TestABatchIsStoredButForTheMembersRefusedForGood(t *testing.T) {
 	js := jetStream(t)
-	name := fmt.Sprintf("PARTIAL_%d", time.Now().UnixNano())
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.MemoryStorage}); err != nil {
-		t.Fatal(err)
-	}
-	defer js.DeleteStream(context.Background(), name)
+	name := memStream(t, js, "PARTIAL")
 	id, err := expr.Compile("string(msg.id)")
 	if err != nil {
 		t.Fatal(err)
@@ -123,15 +133,7 @@ func TestABatchIsStoredButForTheMembersRefusedForGood(t *testing.T) {
 	if pipeline.Reason(be.Errs[1]) != pipeline.ReasonExpression || !errors.Is(be.Errs[2], natsgo.ErrMaxPayload) {
 		t.Errorf("refusals = %v, want an expression error and ErrMaxPayload", be.Errs)
 	}
-	st, err := js.Stream(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 2 {
-		t.Errorf("stream holds %d messages, want members 0 and 3", info.State.Msgs)
+	if n := stored(t, js, name); n != 2 {
+		t.Errorf("stream holds %d messages, want members 0 and 3", n)
 	}
 }
