@@ -83,6 +83,27 @@ func (e *BatchError) Error() string {
 // reads this method).
 func (e *BatchError) Retryable() bool { return false }
 
+// Permanent wraps err to say that retrying cannot cure it: package
+// resilience reads its Retryable method and does not retry. It returns nil
+// for nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err wraps an error made by [Permanent].
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ error }
+
+func (p permanentError) Unwrap() error   { return p.error }
+func (p permanentError) Retryable() bool { return false }
+
 // DropError reports an intentional drop: the message is acked and counted as
 // dropped, not failed. Processors return it instead of an output message.
 type DropError struct{ Reason string }

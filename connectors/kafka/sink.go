@@ -87,7 +87,7 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 			if retriable(res.Err) {
 				return err
 			}
-			errs[of[res.Record]] = permanent{err}
+			errs[of[res.Record]] = pipeline.Permanent(err)
 		}
 	}
 	if m.Batch() == nil || !slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
@@ -106,12 +106,6 @@ func retriable(err error) bool {
 	}
 	return true
 }
-
-// permanent marks a record refused for good.
-type permanent struct{ error }
-
-func (p permanent) Unwrap() error   { return p.error }
-func (p permanent) Retryable() bool { return false }
 
 func (s *sink) record(m *pipeline.Message) (*kgo.Record, error) {
 	r := &kgo.Record{Topic: s.cfg.Topic, Value: m.Body}

@@ -105,7 +105,7 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 		f, err := js.PublishMsgAsync(msg, opts...)
 		switch {
 		case errors.Is(err, natsgo.ErrMaxPayload):
-			errs[i] = permanent{fmt.Errorf("nats: publish to %s: %d bytes: %w", s.cfg.Subject, len(msg.Data), err)}
+			errs[i] = pipeline.Permanent(fmt.Errorf("nats: publish to %s: %d bytes: %w", s.cfg.Subject, len(msg.Data), err))
 			continue
 		case err != nil:
 			return fmt.Errorf("nats: publish to %s: %w", s.cfg.Subject, err)
@@ -126,12 +126,6 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 	}
 	return &pipeline.BatchError{Errs: errs}
 }
-
-// permanent marks a message refused for good.
-type permanent struct{ error }
-
-func (p permanent) Unwrap() error   { return p.error }
-func (p permanent) Retryable() bool { return false }
 
 func (s *sink) natsMsg(m *pipeline.Message) (*natsgo.Msg, []jetstream.PublishOpt, error) {
 	msg := &natsgo.Msg{Subject: s.cfg.Subject, Data: m.Body}

@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pipe-dsl/pipe/pipeline"
 )
 
 // errBadDSN replaces every DSN parse error, whose text could echo the secret.
@@ -79,26 +81,17 @@ func classify(err error) error {
 	}
 	// pgx has no error type for this; its message is stable since v5.0.
 	if strings.Contains(err.Error(), "failed to encode args[") {
-		return permanent{fmt.Errorf("value does not fit its column type (not retryable): %w", err)}
+		return pipeline.Permanent(fmt.Errorf("value does not fit its column type (not retryable): %w", err))
 	}
 	return err
 }
-
-// permanent marks an error that retrying cannot fix.
-type permanent struct{ error }
-
-func (p permanent) Unwrap() error { return p.error }
-
-// Retryable is false: see [Error.Retryable].
-func (p permanent) Retryable() bool { return false }
 
 // retryable reports whether err may go away on a later attempt: connection
 // errors and retryable server errors do, permanent ones do not.
 func retryable(err error) bool {
 	var pe *Error
-	var perm permanent
 	switch {
-	case errors.As(err, &perm):
+	case pipeline.IsPermanent(err):
 		return false
 	case errors.As(err, &pe):
 		return pe.Retryable()

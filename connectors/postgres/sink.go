@@ -204,12 +204,11 @@ func (s *sink) writeEach(ctx context.Context, pool *pgxpool.Pool, rows [][]any, 
 // integrity constraint violation (23), or a value pgx cannot encode.
 func rowError(err error) bool {
 	var pe *Error
-	var perm permanent
 	switch {
 	case errors.As(err, &pe):
 		c := pe.SQLState[:2]
 		return c == "22" || c == "23"
-	case errors.As(err, &perm):
+	case pipeline.IsPermanent(err):
 		return true
 	}
 	return false

@@ -210,7 +210,7 @@ func (s *source) poll(ctx context.Context, out pipeline.Outlet, pos string, has 
 		}
 		if cur == nil {
 			rows.Close()
-			return 0, "", permanent{fmt.Errorf("postgres: cursor column %q is NULL in a row", s.cfg.Cursor)}
+			return 0, "", pipeline.Permanent(fmt.Errorf("postgres: cursor column %q is NULL in a row", s.cfg.Cursor))
 		}
 		r.cur = *cur
 		page = append(page, r)
