@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -227,14 +228,25 @@ func deadLettered(t *testing.T, dlq *pipelinetest.Sink) []string {
 	return out
 }
 
-// abandoned returns the in-flight counts of an *AbandonedError, or fails.
-func abandoned(t *testing.T, err error) map[string]int {
+// checkAbandoned asserts err is an *AbandonedError with these in-flight
+// counts per node.
+func checkAbandoned(t *testing.T, err error, want map[string]int) {
 	t.Helper()
 	var ab *pipeline.AbandonedError
 	if !errors.As(err, &ab) {
 		t.Fatalf("Run = %v, want *pipeline.AbandonedError", err)
 	}
-	return ab.InFlight
+	if !maps.Equal(ab.InFlight, want) {
+		t.Errorf("in flight = %v, want %v", ab.InFlight, want)
+	}
+}
+
+// checkDeadLettered asserts how many envelopes the dead-letter sink got.
+func (r *shutdownRun) checkDeadLettered(want int) {
+	r.t.Helper()
+	if n := len(r.dlq.Bodies()); n != want {
+		r.t.Errorf("dead-lettered %d, want %d", n, want)
+	}
 }
 
 func TestSoftStopLetsABlockedThrottleFinishWithinTheDrainTimeout(t *testing.T) {
@@ -281,9 +293,7 @@ sink: {name: out, drop: {}}
 	// Then the first is delivered and acked, the waiting one and the queued
 	// one are nacked, and Run names the throttle as holding both
 	err := r.wait()
-	if got := abandoned(t, err); got["limit"] != 2 || len(got) != 1 {
-		t.Errorf("in flight = %v, want map[limit:2]", got)
-	}
+	checkAbandoned(t, err, map[string]int{"limit": 2})
 	r.checkResolved([]int{0}, []string{`{"i":0}`})
 }
 
@@ -308,9 +318,7 @@ dead_letter: {drop: {}}
 		t.Fatalf("Run = %v, want nil", err)
 	}
 	r.checkResolved([]int{0}, []string{`{"i":0}`})
-	if n := len(r.dlq.Bodies()); n != 0 {
-		t.Errorf("dead-lettered %d, want 0", n)
-	}
+	r.checkDeadLettered(0)
 }
 
 func TestHardStopInterruptsARetryBackoffAndNacksTheMessage(t *testing.T) {
@@ -332,13 +340,9 @@ dead_letter: {drop: {}}
 	// Then the backoff is cut short and the message nacked, not
 	// dead-lettered: it was not given up on, the pipeline stopped
 	err := r.wait()
-	if got := abandoned(t, err); got["out"] != 1 || len(got) != 1 {
-		t.Errorf("in flight = %v, want map[out:1]", got)
-	}
+	checkAbandoned(t, err, map[string]int{"out": 1})
 	r.checkResolved(nil, nil)
-	if n := len(r.dlq.Bodies()); n != 0 {
-		t.Errorf("dead-lettered %d, want 0", n)
-	}
+	r.checkDeadLettered(0)
 }
 
 func TestHardStopNacksAMessageHeldByAnOpenBreaker(t *testing.T) {
@@ -361,13 +365,9 @@ dead_letter: {drop: {}}
 	r.clock.Advance(5 * time.Second)
 	// Then the dead-lettered one is acked and the held one nacked
 	err := r.wait()
-	if got := abandoned(t, err); got["out"] != 1 || len(got) != 1 {
-		t.Errorf("in flight = %v, want map[out:1]", got)
-	}
+	checkAbandoned(t, err, map[string]int{"out": 1})
 	r.checkResolved([]int{0}, nil)
-	if n := len(r.dlq.Bodies()); n != 1 {
-		t.Errorf("dead-lettered %d, want 1", n)
-	}
+	r.checkDeadLettered(1)
 }
 
 func TestSoftStopLetsAnOpenBreakerRecoverWithinTheDrainTimeout(t *testing.T) {
@@ -413,13 +413,9 @@ dead_letter: {drop: {}}
 	// Then the write is abandoned and both messages are nacked: the one
 	// being written and the one queued behind it
 	err := r.wait()
-	if got := abandoned(t, err); got["out"] != 2 || len(got) != 1 {
-		t.Errorf("in flight = %v, want map[out:2]", got)
-	}
+	checkAbandoned(t, err, map[string]int{"out": 2})
 	r.checkResolved(nil, nil)
-	if n := len(r.dlq.Bodies()); n != 0 {
-		t.Errorf("dead-lettered %d, want 0", n)
-	}
+	r.checkDeadLettered(0)
 }
 
 // Kill alone does not stop a source that waits on ctx: Run's soft-stop
@@ -444,9 +440,7 @@ sink: {name: out, drop: {}}
 	r.kill()
 	// Then the held messages are nacked without waiting for drain_timeout
 	err := r.wait()
-	if got := abandoned(t, err); got["limit"] != 2 || len(got) != 1 {
-		t.Errorf("in flight = %v, want map[limit:2]", got)
-	}
+	checkAbandoned(t, err, map[string]int{"limit": 2})
 	r.checkResolved([]int{0}, []string{`{"i":0}`})
 }
 
@@ -493,8 +487,6 @@ sink: {name: out, drop: {}}
 	r.advanceDrain(5 * time.Second)
 	// Then the batch is abandoned at the sink and each member nacked
 	err := r.wait()
-	if got := abandoned(t, err); got["out"] != 1 || len(got) != 1 {
-		t.Errorf("in flight = %v, want map[out:1] (one batch)", got)
-	}
+	checkAbandoned(t, err, map[string]int{"out": 1}) // one batch
 	r.checkResolved(nil, nil)
 }
