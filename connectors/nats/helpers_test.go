@@ -97,6 +97,7 @@ var (
 	start       = conntest.Start
 	newRecorder = conntest.NewRecorder
 	collect     = conntest.Collect
+	envelope    = conntest.Envelope
 )
 
 // settled waits until the consumer has nothing pending or unacked.

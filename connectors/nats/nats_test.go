@@ -1,7 +1,6 @@
 package nats_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -361,13 +360,4 @@ sink:
 		t.Fatalf("the second run delivered %d messages, want each of the %d once", len(got), len(want))
 	}
 	settled(t, js, in, "pipe")
-}
-
-func envelope(t *testing.T, m *pipeline.Message) pipeline.DeadLetter {
-	t.Helper()
-	var d pipeline.DeadLetter
-	if err := json.Unmarshal(m.Body, &d); err != nil {
-		t.Fatalf("dead letter %q: %v", m.Body, err)
-	}
-	return d
 }

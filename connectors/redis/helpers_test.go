@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/connectors/internal/dsltest"
-	"github.com/pipe-dsl/pipe/pipeline"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -66,6 +64,7 @@ var (
 	start       = conntest.Start
 	newRecorder = conntest.NewRecorder
 	collect     = conntest.Collect
+	envelope    = conntest.Envelope
 )
 
 // settled waits until group has read every entry and has none pending.
@@ -90,13 +89,4 @@ func settled(t testing.TB, rdb *goredis.Client, stream, group string) {
 			t.Fatalf("group %s has not read and acked every entry: %+v", group, groups)
 		}
 	}
-}
-
-func envelope(t testing.TB, m *pipeline.Message) pipeline.DeadLetter {
-	t.Helper()
-	var d pipeline.DeadLetter
-	if err := json.Unmarshal(m.Body, &d); err != nil {
-		t.Fatalf("dead letter %q: %v", m.Body, err)
-	}
-	return d
 }

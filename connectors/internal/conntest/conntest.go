@@ -6,6 +6,7 @@ package conntest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -163,4 +164,14 @@ func (c *Collector) Delivered() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Envelope decodes the dead-letter envelope m carries, or fails the test.
+func Envelope(t testing.TB, m *pipeline.Message) pipeline.DeadLetter {
+	t.Helper()
+	var d pipeline.DeadLetter
+	if err := json.Unmarshal(m.Body, &d); err != nil {
+		t.Fatalf("dead letter %q: %v", m.Body, err)
+	}
+	return d
 }
