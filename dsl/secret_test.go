@@ -86,25 +86,7 @@ sinks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, format := range []string{dsl.GraphMermaid, dsl.GraphDot} {
-		g, err := dsl.Graph(cfg, nil, format)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out.add("graph", g)
-	}
-	dlq := &pipelinetest.Sink{}
-	src := pipelinetest.NewSource(`{"id":1}`)
-	logger := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := dsl.Compile(cfg, &dsl.CompileOptions{Logger: logger, Replace: func(n *dsl.Node) (any, bool) {
-		switch {
-		case n.Role == pipeline.RoleSource:
-			return src, true
-		case n == cfg.DeadLetter:
-			return dlq, true
-		}
-		return nil, false
-	}})
+	c, src, dlq, err := compileRecording(t, cfg, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,25 +177,7 @@ func TestBrokerCredentialsStayOutOfRunTimeReports(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, format := range []string{dsl.GraphMermaid, dsl.GraphDot} {
-				g, err := dsl.Graph(cfg, nil, format)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out.add("graph", g)
-			}
-			dlq := &pipelinetest.Sink{}
-			src := pipelinetest.NewSource(`{"id":1}`)
-			logger := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			c, err := dsl.Compile(cfg, &dsl.CompileOptions{Logger: logger, Replace: func(n *dsl.Node) (any, bool) {
-				switch {
-				case n.Role == pipeline.RoleSource:
-					return src, true
-				case n == cfg.DeadLetter:
-					return dlq, true
-				}
-				return nil, false
-			}})
+			c, src, dlq, err := compileRecording(t, cfg, &out)
 			if err != nil {
 				out.add("compile", err.Error())
 				out.check(t)
@@ -236,4 +200,31 @@ func TestBrokerCredentialsStayOutOfRunTimeReports(t *testing.T) {
 			out.check(t)
 		})
 	}
+}
+
+// compileRecording draws cfg's graphs into out, then compiles cfg with a
+// logger writing into out, the returned one-message source and recording
+// dead-letter sink.
+func compileRecording(t *testing.T, cfg *dsl.Config, out *output) (*dsl.Compiled, *pipelinetest.Source, *pipelinetest.Sink, error) {
+	t.Helper()
+	for _, format := range []string{dsl.GraphMermaid, dsl.GraphDot} {
+		g, err := dsl.Graph(cfg, nil, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.add("graph", g)
+	}
+	dlq := &pipelinetest.Sink{}
+	src := pipelinetest.NewSource(`{"id":1}`)
+	logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := dsl.Compile(cfg, &dsl.CompileOptions{Logger: logger, Replace: func(n *dsl.Node) (any, bool) {
+		switch {
+		case n.Role == pipeline.RoleSource:
+			return src, true
+		case n == cfg.DeadLetter:
+			return dlq, true
+		}
+		return nil, false
+	}})
+	return c, src, dlq, err
 }
