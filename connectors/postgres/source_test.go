@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
@@ -49,17 +51,14 @@ func sourceCfg(tbl, state string) sourceConfig {
 
 func TestSourceRestartContinuesAfterTheStoredCursor(t *testing.T) {
 	pool := OpenDB(t)
-	tbl := MakeTable(t, pool, "id bigint PRIMARY KEY, name text")
-	state := tbl + "_state"
-	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+state) })
-	Exec(t, pool, "INSERT INTO "+tbl+" SELECT i, 'n' || i FROM generate_series(1, 50) i")
+	tbl, state := rowsTable(t, pool, 50)
 
 	first := NewRecorder()
 	runSource(t, sourceCfg(tbl, state), first, 50)
 	if got := Field(t, first.Bodies(), "id"); !slices.Equal(got, Seq(1, 50)) {
 		t.Fatalf("first run ids = %v, want 1..50", got)
 	}
-	if c := QueryInt(t, pool, "SELECT cursor::int FROM "+state+" WHERE key = 'pgtest/src'"); c != 50 {
+	if c := storedCursor(t, pool, state); c != 50 {
 		t.Fatalf("stored cursor after first run = %d, want 50", c)
 	}
 
@@ -69,17 +68,14 @@ func TestSourceRestartContinuesAfterTheStoredCursor(t *testing.T) {
 	if got := Field(t, second.Bodies(), "id"); !slices.Equal(got, Seq(51, 80)) {
 		t.Fatalf("second run ids = %v, want 51..80", got)
 	}
-	if c := QueryInt(t, pool, "SELECT cursor::int FROM "+state+" WHERE key = 'pgtest/src'"); c != 80 {
+	if c := storedCursor(t, pool, state); c != 80 {
 		t.Fatalf("stored cursor after second run = %d, want 80", c)
 	}
 }
 
 func TestSourceNackHoldsTheCursorAndRedelivers(t *testing.T) {
 	pool := OpenDB(t)
-	tbl := MakeTable(t, pool, "id bigint PRIMARY KEY, name text")
-	state := tbl + "_state"
-	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+state) })
-	Exec(t, pool, "INSERT INTO "+tbl+" SELECT i, 'n' || i FROM generate_series(1, 30) i")
+	tbl, state := rowsTable(t, pool, 30)
 
 	rec := NewRecorder()
 	var failed atomic.Bool
@@ -106,17 +102,14 @@ func TestSourceNackHoldsTheCursorAndRedelivers(t *testing.T) {
 	if !slices.Equal(got[:19], Seq(1, 19)) || !slices.Equal(got[i:], Seq(20, 30)) {
 		t.Fatalf("delivered ids = %v, want 1..19, some of 21.., then 20..30", got)
 	}
-	if c := QueryInt(t, pool, "SELECT cursor::int FROM "+state+" WHERE key = 'pgtest/src'"); c != 30 {
+	if c := storedCursor(t, pool, state); c != 30 {
 		t.Fatalf("stored cursor at the end = %d, want 30", c)
 	}
 }
 
 func TestSourceUnackedRowsAreReadAgainAfterAHardStop(t *testing.T) {
 	pool := OpenDB(t)
-	tbl := MakeTable(t, pool, "id bigint PRIMARY KEY, name text")
-	state := tbl + "_state"
-	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+state) })
-	Exec(t, pool, "INSERT INTO "+tbl+" SELECT i, 'n' || i FROM generate_series(1, 10) i")
+	tbl, state := rowsTable(t, pool, 10)
 
 	// The sink accepts 1..4 and then blocks until the pipeline is killed.
 	c := sourceCfg(tbl, state)
@@ -146,7 +139,7 @@ func TestSourceUnackedRowsAreReadAgainAfterAHardStop(t *testing.T) {
 	close(block)
 	cancel()
 	<-done
-	if c := QueryInt(t, pool, "SELECT cursor::int FROM "+state+" WHERE key = 'pgtest/src'"); c != 4 {
+	if c := storedCursor(t, pool, state); c != 4 {
 		t.Fatalf("stored cursor after the kill = %d, want 4", c)
 	}
 	again := NewRecorder()
@@ -241,4 +234,21 @@ func TestSourceTimestampCursorWithStart(t *testing.T) {
 	if got := Field(t, again.Bodies(), "id"); !slices.Equal(got, []int64{21}) {
 		t.Fatalf("ids after restart = %v, want [21]", got)
 	}
+}
+
+// rowsTable creates a table of rows (id, name) numbered 1..n, and names
+// the source's state table, dropped when the test ends.
+func rowsTable(t *testing.T, pool *pgxpool.Pool, n int) (tbl, state string) {
+	t.Helper()
+	tbl = MakeTable(t, pool, "id bigint PRIMARY KEY, name text")
+	state = tbl + "_state"
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+state) })
+	Exec(t, pool, "INSERT INTO "+tbl+" SELECT i, 'n' || i FROM generate_series(1, $1) i", n)
+	return tbl, state
+}
+
+// storedCursor is the cursor the source node pgtest/src stored in state.
+func storedCursor(t *testing.T, pool *pgxpool.Pool, state string) int {
+	t.Helper()
+	return QueryInt(t, pool, "SELECT cursor::int FROM "+state+" WHERE key = 'pgtest/src'")
 }
