@@ -326,6 +326,7 @@ func (p *Pipeline) Stats() []NodeStats {
 			s.Buffer = 0
 		}
 		s.Queued = len(n.in)
+		s.Figures = n.report()
 		out = append(out, s)
 	}
 	return out

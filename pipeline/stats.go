@@ -60,6 +60,8 @@ type NodeStats struct {
 	Queued int
 	// Buffer is the capacity of the node's input buffer.
 	Buffer int
+	// Figures are the node's own figures, if it is a [Reporter].
+	Figures []Figure
 }
 
 // LatencyStats summarises a latency histogram. Percentiles are bucket upper
