@@ -5,12 +5,9 @@ package httpserver
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -68,6 +65,11 @@ type source struct {
 	stopOnce sync.Once
 	// connState, if set, is the server's ConnState hook (tests).
 	connState func(net.Conn, http.ConnState)
+
+	// gate admits handlers into their sending phase until the stop; Read
+	// waits for those admitted before it returns, because the runtime closes
+	// the channels behind the outlet once Read has returned.
+	gate sendGate
 }
 
 var _ pipeline.Source = (*source)(nil)
@@ -83,8 +85,10 @@ func newSource(c *config, env component.Env) (pipeline.Source, error) {
 	return &source{cfg: *c, logger: logger.With("source", "http_server", "node", env.Node), ready: make(chan struct{}), draining: make(chan struct{}), stopped: make(chan struct{})}, nil
 }
 
-// Read serves until ctx is cancelled. Then new requests are answered 503
-// and Read returns; requests already accepted are answered once their
+// Read serves until ctx is cancelled. Then new requests are answered 503,
+// requests still handing messages on stop doing so (their answer is 503 and
+// says how many lines were taken), and Read returns once none is inside
+// [pipeline.Outlet.Send]. Requests already accepted are answered once their
 // messages are resolved, which happens before the pipeline's Run returns.
 func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	ln, err := net.Listen("tcp", s.cfg.Address)
@@ -112,6 +116,8 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	case <-s.stopped:
 	}
 	close(s.draining)
+	// Handlers still sending see the stop and give up at once.
+	s.gate.close()
 	// Shutdown waits for the handlers, which wait for acks that come only
 	// as the pipeline drains: let it finish on its own.
 	go func() {
@@ -119,173 +125,6 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 		<-serveErr
 	}()
 	return nil
-}
-
-type handler struct {
-	s   *source
-	ctx context.Context // the source's soft-stop context
-	out pipeline.Outlet
-}
-
-// errBackpressure is the cause of a send that waited accept_timeout.
-var errBackpressure = errors.New("pipeline full")
-
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	cfg := &h.s.cfg
-	if p := r.URL.Path; p != cfg.Path && !(strings.HasSuffix(cfg.Path, "/") && strings.HasPrefix(p, cfg.Path)) {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if cfg.Token != "" && !validToken(r.Header.Get("Authorization"), cfg.Token) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="pipe"`)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
-		return
-	}
-	if h.stopping(w) {
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(cfg.MaxBody)))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			http.Error(w, fmt.Sprintf("body exceeds %d bytes", cfg.MaxBody), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "reading body failed", http.StatusBadRequest)
-		return
-	}
-	var bodies [][]byte
-	if cfg.Framing == "ndjson" {
-		bodies = SplitNDJSON(body)
-	} else if len(body) > 0 {
-		bodies = [][]byte{body}
-	}
-	if len(bodies) == 0 {
-		http.Error(w, "empty body", http.StatusBadRequest)
-		return
-	}
-	if h.stopping(w) {
-		return
-	}
-	meta := headerMeta(r)
-	res := h.send(r.Context(), bodies, meta)
-	switch {
-	case res.err == nil:
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "{\"accepted\":%d}\n", len(bodies))
-	case errors.Is(res.err, errBackpressure):
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "pipeline is full, retry later", http.StatusTooManyRequests)
-	case h.ctx.Err() != nil || errors.Is(res.err, pipeline.ErrAbandoned) || errors.Is(res.err, errHardStop):
-		unavailable(w)
-	case r.Context().Err() != nil:
-		// The client is gone; nobody reads the answer.
-	default:
-		h.s.logger.Warn("request not delivered", "messages", len(bodies), "err", res.err)
-		http.Error(w, "not delivered", http.StatusInternalServerError)
-	}
-}
-
-type result struct{ err error }
-
-// send hands bodies to the pipeline and waits until every one is resolved,
-// the client goes away or accepting one takes longer than accept_timeout.
-// The first error wins.
-func (h *handler) send(reqCtx context.Context, bodies [][]byte, meta map[string]string) result {
-	var (
-		mu      sync.Mutex
-		first   error
-		pending = len(bodies)
-		done    = make(chan struct{})
-	)
-	ack := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil && first == nil {
-			first = err
-		}
-		if pending--; pending == 0 {
-			close(done)
-		}
-	}
-	for i, b := range bodies {
-		m := pipeline.NewMessage(b, ack)
-		m.Meta = meta
-		if i < len(bodies)-1 {
-			m.Meta = maps.Clone(meta)
-		}
-		m.Created = time.Now()
-		if err := h.sendOne(reqCtx, m); err != nil {
-			// m was nacked by Send; the rest never entered the pipeline.
-			mu.Lock()
-			pending -= len(bodies) - i - 1
-			if first == nil || errors.Is(err, errBackpressure) {
-				first = err
-			}
-			mu.Unlock()
-			return result{err: err}
-		}
-	}
-	select {
-	case <-done:
-	case <-reqCtx.Done():
-		return result{err: reqCtx.Err()}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return result{err: first}
-}
-
-// sendOne passes m on, giving up after accept_timeout, at the soft stop or
-// when the client disconnects.
-func (h *handler) sendOne(reqCtx context.Context, m *pipeline.Message) error {
-	ctx, cancel := context.WithTimeoutCause(reqCtx, h.s.cfg.AcceptTimeout, errBackpressure)
-	defer cancel()
-	stop := context.AfterFunc(h.ctx, cancel)
-	defer stop()
-	if err := h.out.Send(ctx, m); err != nil {
-		if c := context.Cause(ctx); errors.Is(c, errBackpressure) {
-			return c
-		}
-		if ctx.Err() == nil {
-			h.s.stopOnce.Do(func() { close(h.s.stopped) })
-			return errHardStop
-		}
-		return err
-	}
-	return nil
-}
-
-// errHardStop is the error of a send refused by a pipeline that is
-// abandoning its messages.
-var errHardStop = errors.New("pipeline stopped")
-
-// stopping answers 503 if the source is draining.
-func (h *handler) stopping(w http.ResponseWriter) bool {
-	select {
-	case <-h.s.draining:
-		unavailable(w)
-		return true
-	default:
-		return false
-	}
-}
-
-func unavailable(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "5")
-	w.Header().Set("Connection", "close")
-	http.Error(w, "shutting down", http.StatusServiceUnavailable)
-}
-
-// validToken compares in constant time so the token cannot be guessed
-// byte by byte from response times.
-func validToken(header, token string) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 // hiddenHeaders never reach message metadata: credentials, and transport
