@@ -63,17 +63,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading body failed", http.StatusBadRequest)
 		return
 	}
-	var bodies [][]byte
+	bodies, nums := [][]byte{body}, []int{1}
 	if cfg.Framing == "ndjson" {
-		bodies = SplitNDJSON(body)
-	} else if len(body) > 0 {
-		bodies = [][]byte{body}
+		bodies, nums = splitNumbered(body)
+		if bad := firstInvalid(bodies); bad >= 0 {
+			h.answerInvalid(w, nums, bad)
+			return
+		}
 	}
-	if len(bodies) == 0 {
+	if len(body) == 0 || len(bodies) == 0 {
 		http.Error(w, "empty body", http.StatusBadRequest)
 		return
 	}
-	req := newRequest(len(bodies))
+	req := newRequest(nums)
 	h.send(r.Context(), req, bodies, headerMeta(r))
 	if req.wait(r.Context()) != nil {
 		return // the client is gone; nobody reads the answer
@@ -84,8 +86,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request tracks the messages of one HTTP request.
 type request struct {
 	mu sync.Mutex
-	// errs[i] is the outcome of message i once resolved.
+	// errs[i] is the outcome of message i once resolved; nums[i] its line.
 	errs []error
+	nums []int
 	// taken counts the messages that entered the pipeline, a prefix of
 	// errs; refused is why the rest did not.
 	taken   int
@@ -94,8 +97,8 @@ type request struct {
 	done    chan struct{}
 }
 
-func newRequest(n int) *request {
-	return &request{errs: make([]error, n), done: make(chan struct{})}
+func newRequest(nums []int) *request {
+	return &request{errs: make([]error, len(nums)), nums: nums, done: make(chan struct{})}
 }
 
 // ack returns the AckFunc of message i.
@@ -147,7 +150,10 @@ func (h *handler) send(reqCtx context.Context, q *request, bodies [][]byte, meta
 		m := pipeline.NewMessage(b, q.ack(i))
 		m.Meta = meta
 		m.Created = time.Now()
-		if err := h.sendOne(reqCtx, m); err != nil {
+		// Only the first message may be refused for backpressure, so a 429
+		// always means that nothing of the request was taken; the rest
+		// wait for room until the stop or until the client goes away.
+		if err := h.sendOne(reqCtx, m, i == 0); err != nil {
 			// m was nacked by Send; the rest never entered the pipeline.
 			q.mu.Lock()
 			q.refused = err
@@ -160,10 +166,13 @@ func (h *handler) send(reqCtx context.Context, q *request, bodies [][]byte, meta
 	}
 }
 
-// sendOne passes m on, giving up after accept_timeout, at the soft stop or
-// when the client disconnects.
-func (h *handler) sendOne(reqCtx context.Context, m *pipeline.Message) error {
-	ctx, cancel := context.WithTimeoutCause(reqCtx, h.s.cfg.AcceptTimeout, errBackpressure)
+// sendOne passes m on, giving up at the soft stop, when the client
+// disconnects or, if bounded, after accept_timeout.
+func (h *handler) sendOne(reqCtx context.Context, m *pipeline.Message, bounded bool) error {
+	ctx, cancel := context.WithCancel(reqCtx)
+	if bounded {
+		ctx, cancel = context.WithTimeoutCause(reqCtx, h.s.cfg.AcceptTimeout, errBackpressure)
+	}
 	defer cancel()
 	stop := context.AfterFunc(h.ctx, cancel)
 	defer stop()

@@ -45,7 +45,7 @@ func defaults() config {
 
 func init() {
 	component.Register(component.Source("http_server",
-		"Accepts POSTed messages (one per body, or NDJSON) and answers each request after the pipeline has delivered them: 200 when all were acked, 500 when one failed, 429 under backpressure, 503 while draining.",
+		"Accepts POSTed messages (one per body, or NDJSON) and answers each request after the pipeline has resolved them, with a JSON body naming the lines not taken: 200 when all were delivered, 400 for a line that is not JSON, 422 or 500 when lines failed, 429 (nothing taken) under backpressure, 503 while draining.",
 		defaults(), newSource))
 }
 

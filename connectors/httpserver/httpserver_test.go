@@ -26,6 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // server is an http_server source running in a pipeline.
 type server struct {
+	p      *pipeline.Pipeline
 	src    *source
 	url    string
 	cancel context.CancelFunc
@@ -65,7 +66,7 @@ func start(t *testing.T, edit func(*config), o opts) *server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.(*source).connState = o.connState
-	srv := &server{src: s.(*source), cancel: cancel, done: make(chan error, 1), logs: logs}
+	srv := &server{p: p, src: s.(*source), cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { srv.done <- p.Run(ctx) }()
 	select {
 	case <-srv.src.ready:
@@ -81,6 +82,27 @@ func start(t *testing.T, edit func(*config), o opts) *server {
 		http.DefaultClient.CloseIdleConnections()
 	})
 	return srv
+}
+
+// stats returns the current figures of node name.
+func (s *server) stats(name string) pipeline.NodeStats {
+	for _, n := range s.p.Stats() {
+		if n.Name == name {
+			return n
+		}
+	}
+	panic("no node " + name)
+}
+
+// waitFor polls cond, which watches state the test cannot wait on through
+// a channel, such as a pipeline counter; it fails after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
 }
 
 func must(t *testing.T, err error) {

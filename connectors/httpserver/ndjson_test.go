@@ -70,3 +70,10 @@ func FuzzNDJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestSplitNumberedCountsBlankLines(t *testing.T) {
+	_, nums := splitNumbered([]byte("a\n\n \nb\r\nc"))
+	if want := []int{1, 4, 5}; !slices.Equal(nums, want) {
+		t.Fatalf("splitNumbered line numbers = %v, want %v", nums, want)
+	}
+}
