@@ -26,6 +26,8 @@ type Message struct {
 	// Body is the payload, usually JSON.
 	Body []byte
 	// Meta holds string metadata: broker headers, HTTP headers, trace context.
+	// Sources may share one map between messages (http_server shares one
+	// per request): treat it as read-only and replace it to change it.
 	Meta map[string]string
 	// Created is when the source produced the message.
 	Created time.Time

@@ -76,7 +76,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := newRequest(nums)
-	h.send(r.Context(), req, bodies, headerMeta(r))
+	h.send(r.Context(), req, bodies, h.s.headerMeta(r))
 	if req.wait(r.Context()) != nil {
 		return // the client is gone; nobody reads the answer
 	}
@@ -148,7 +148,7 @@ func (h *handler) send(reqCtx context.Context, q *request, bodies [][]byte, meta
 		q.pending++
 		q.mu.Unlock()
 		m := pipeline.NewMessage(b, q.ack(i))
-		m.Meta = meta
+		m.Meta = meta // shared, read-only: one map per request, not per line
 		m.Created = time.Now()
 		// Only the first message may be refused for backpressure, so a 429
 		// always means that nothing of the request was taken; the rest

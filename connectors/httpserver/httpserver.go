@@ -28,6 +28,7 @@ type config struct {
 	ReadHeaderTimeout time.Duration  `pipe:"read_header_timeout" desc:"Time allowed to read request headers (slowloris protection)." example:"10s" min:"0.001"`
 	ReadTimeout       time.Duration  `pipe:"read_timeout" desc:"Time allowed to read a whole request, body included." example:"1m" min:"0.001"`
 	IdleTimeout       time.Duration  `pipe:"idle_timeout" desc:"How long an idle keep-alive connection stays open." example:"2m" min:"0.001"`
+	MetaHeaders       []string       `pipe:"meta_headers" desc:"Request headers copied into message metadata, with lower-case names; no other header reaches metadata, dead letters or outgoing broker headers. Credentials (Authorization, Cookie) and transport headers are refused." example:"[traceparent, x-tenant]"`
 }
 
 func defaults() config {
@@ -40,6 +41,7 @@ func defaults() config {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
+		MetaHeaders:       []string{"traceparent", "tracestate", "baggage", "x-request-id", "content-type"},
 	}
 }
 
@@ -53,6 +55,8 @@ func init() {
 type source struct {
 	cfg    config
 	logger *slog.Logger
+	// meta maps each canonical name of meta_headers to its metadata key.
+	meta map[string]string
 
 	// ready is closed once the listener is bound; addr is valid after it.
 	ready chan struct{}
@@ -78,11 +82,16 @@ func newSource(c *config, env component.Env) (pipeline.Source, error) {
 	if !strings.HasPrefix(c.Path, "/") {
 		return nil, errors.New("path must start with /")
 	}
+	meta, err := metaKeys(c.MetaHeaders)
+	if err != nil {
+		return nil, err
+	}
 	logger := env.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &source{cfg: *c, logger: logger.With("source", "http_server", "node", env.Node), ready: make(chan struct{}), draining: make(chan struct{}), stopped: make(chan struct{})}, nil
+	return &source{cfg: *c, meta: meta, logger: logger.With("source", "http_server", "node", env.Node),
+		ready: make(chan struct{}), draining: make(chan struct{}), stopped: make(chan struct{})}, nil
 }
 
 // Read serves until ctx is cancelled. Then new requests are answered 503,
@@ -125,27 +134,4 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 		<-serveErr
 	}()
 	return nil
-}
-
-// hiddenHeaders never reach message metadata: credentials, and transport
-// headers that describe the request rather than one message of it.
-var hiddenHeaders = map[string]bool{
-	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
-	"Content-Length": true, "Connection": true, "Keep-Alive": true, "Te": true,
-	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-}
-
-// headerMeta returns the request headers as metadata with lower-case keys
-// (traceparent stays traceparent), repeated values joined by ", ".
-func headerMeta(r *http.Request) map[string]string {
-	meta := make(map[string]string, len(r.Header)+2)
-	for k, v := range r.Header {
-		if hiddenHeaders[k] {
-			continue
-		}
-		meta[strings.ToLower(k)] = strings.Join(v, ", ")
-	}
-	meta["http_path"] = r.URL.Path
-	meta["http_remote_addr"] = r.RemoteAddr
-	return meta
 }

@@ -171,16 +171,19 @@ func TestAnswers200OnlyAfterTheSinkAcked(t *testing.T) {
 func TestHeadersBecomeMetadataWithoutCredentials(t *testing.T) {
 	metas := make(chan map[string]string, 1)
 	sink := &pipelinetest.Sink{Fail: func(m *pipeline.Message) error { metas <- m.Meta; return nil }}
-	s := start(t, func(c *config) { c.Token = "s3cret-token" }, opts{sink: sink})
+	s := start(t, func(c *config) {
+		c.Token = "s3cret-token"
+		c.MetaHeaders = append(c.MetaHeaders, "x-tenant")
+	}, opts{sink: sink})
 	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	if code, _ := post(t, s.url, "x", "Authorization", "Bearer s3cret-token", "traceparent", tp, "X-Tenant", "acme"); code != http.StatusOK {
+	if code, _ := post(t, s.url, "x", "Authorization", "Bearer s3cret-token", "traceparent", tp, "X-Tenant", "acme", "X-Other", "no"); code != http.StatusOK {
 		t.Fatalf("POST = %d, want 200", code)
 	}
 	meta := <-metas
 	if meta["traceparent"] != tp || meta["x-tenant"] != "acme" {
 		t.Errorf("meta = %v, want traceparent and x-tenant", meta)
 	}
-	for _, k := range []string{"authorization", "content-length"} {
+	for _, k := range []string{"authorization", "content-length", "x-other"} {
 		if _, ok := meta[k]; ok {
 			t.Errorf("meta holds the %s header: %v", k, meta)
 		}
