@@ -34,10 +34,15 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 	} else {
 		o.p.leave(o.n, m, nil)
 	}
+	// out counts what was handed on: a message refused by the stop or by
+	// ctx (a source's backpressure deadline) is not in it.
 	switch len(targets) {
 	case 1:
-		o.n.stats.out.Add(1)
-		return o.send(ctx, targets[0], m)
+		err := o.send(ctx, targets[0], m)
+		if err == nil {
+			o.n.stats.out.Add(1)
+		}
+		return err
 	}
 	o.n.stats.out.Add(1)
 	// Copy before the first send: after it, m belongs to another goroutine.

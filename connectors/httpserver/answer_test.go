@@ -119,4 +119,8 @@ func TestBackpressureRefusesOnlyRequestsWithNothingTaken(t *testing.T) {
 	if got, want := sink.Bodies(), []string{`{"r":1}`, `{"r":1}`, `{"r":1}`}; !slices.Equal(got, want) {
 		t.Fatalf("sink got %q, want %q (nothing of the 429 request)", got, want)
 	}
+	// The source's out count is what entered the pipeline: not the 429.
+	if out := s.stats("in").Out; out != 3 {
+		t.Fatalf("source out = %d, want 3 (the request answered 429 sent nothing)", out)
+	}
 }

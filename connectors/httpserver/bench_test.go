@@ -20,7 +20,7 @@ func (discard) Write(context.Context, *pipeline.Message) error { return nil }
 // after all 100 messages were acked by a sink that discards them.
 func BenchmarkNDJSONRequest(b *testing.B) {
 	cfg := defaults()
-	cfg.Address, cfg.Framing = "127.0.0.1:0", "ndjson"
+	cfg.Address, cfg.Framing, cfg.Auth = "127.0.0.1:0", "ndjson", "none"
 	s, _ := newSource(&cfg, component.Env{Logger: slog.New(slog.DiscardHandler)})
 	p := pipeline.New("bench")
 	p.Logger = slog.New(slog.DiscardHandler)

@@ -45,7 +45,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if cfg.Token != "" && !validToken(r.Header.Get("Authorization"), cfg.Token) {
+	if cfg.Auth != "none" && !validToken(r.Header.Get("Authorization"), cfg.Token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="pipe"`)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
@@ -208,9 +208,13 @@ func unavailable(w http.ResponseWriter) {
 	http.Error(w, "shutting down", http.StatusServiceUnavailable)
 }
 
-// validToken compares in constant time so the token cannot be guessed
-// byte by byte from response times.
+// validToken reports whether an Authorization header carries token with the
+// Bearer scheme, whose name is case-insensitive (RFC 9110, 11.1). It
+// compares in constant time so the token cannot be guessed byte by byte
+// from response times; an empty token matches nothing.
 func validToken(header, token string) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+	scheme, got, ok := strings.Cut(strings.TrimSpace(header), " ")
+	got = strings.TrimLeft(got, " ")
+	return ok && token != "" && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }

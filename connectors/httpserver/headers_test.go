@@ -81,6 +81,7 @@ func TestUnlistedHeadersStayOutOfDeadLetters(t *testing.T) {
 // request costs the same few allocations with 2,000 headers as with none.
 func TestHeaderMetaCostDoesNotGrowWithHeaders(t *testing.T) {
 	cfg := defaults()
+	cfg.Auth = "none"
 	src, err := newSource(&cfg, component.Env{})
 	must(t, err)
 	s := src.(*source)
@@ -96,7 +97,7 @@ func TestHeaderMetaCostDoesNotGrowWithHeaders(t *testing.T) {
 
 func TestMetaHeadersRefusesCredentials(t *testing.T) {
 	cfg := defaults()
-	cfg.MetaHeaders = []string{"traceparent", "authorization"}
+	cfg.Auth, cfg.MetaHeaders = "none", []string{"traceparent", "authorization"}
 	if _, err := newSource(&cfg, component.Env{}); err == nil || !strings.Contains(err.Error(), "Authorization") {
 		t.Fatalf("newSource(meta_headers: [authorization]) = %v, want an error naming Authorization", err)
 	}

@@ -23,7 +23,8 @@ type config struct {
 	Path              string         `pipe:"path" desc:"URL path that accepts POST requests; a path ending in / also accepts the paths under it. Others answer 404." example:"/ingest"`
 	Framing           string         `pipe:"framing" desc:"single: the body is one message; ndjson: each non-blank line is one message." enum:"single,ndjson" example:"ndjson"`
 	MaxBody           component.Size `pipe:"max_body" desc:"Largest accepted request body; larger ones are answered 413." example:"1MiB" min:"1"`
-	Token             string         `pipe:"token,secret" desc:"If set, requests must carry Authorization: Bearer <token>; others are answered 401." example:"${INGEST_TOKEN}"`
+	Auth              string         `pipe:"auth" desc:"bearer: requests must carry Authorization: Bearer <token> (the scheme in any case), others are answered 401, and an empty token is refused at validate; none: no authentication, said explicitly." enum:"bearer,none" example:"bearer"`
+	Token             string         `pipe:"token,secret" desc:"The bearer token, required with auth: bearer and refused with auth: none." example:"${INGEST_TOKEN}"`
 	AcceptTimeout     time.Duration  `pipe:"accept_timeout" desc:"How long a request may wait for room in the pipeline before it is answered 429 (backpressure)." example:"5s" min:"0.001"`
 	ReadHeaderTimeout time.Duration  `pipe:"read_header_timeout" desc:"Time allowed to read request headers (slowloris protection)." example:"10s" min:"0.001"`
 	ReadTimeout       time.Duration  `pipe:"read_timeout" desc:"Time allowed to read a whole request, body included." example:"1m" min:"0.001"`
@@ -36,6 +37,7 @@ func defaults() config {
 		Address:           "127.0.0.1:8080",
 		Path:              "/",
 		Framing:           "single",
+		Auth:              "bearer",
 		MaxBody:           1 << 20,
 		AcceptTimeout:     5 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -81,6 +83,12 @@ var _ pipeline.Source = (*source)(nil)
 func newSource(c *config, env component.Env) (pipeline.Source, error) {
 	if !strings.HasPrefix(c.Path, "/") {
 		return nil, errors.New("path must start with /")
+	}
+	switch {
+	case c.Auth == "bearer" && c.Token == "":
+		return nil, errors.New("token is empty: an empty token would accept every request; set token (for example \"${INGEST_TOKEN}\"), or auth: none to accept requests without authentication")
+	case c.Auth == "none" && c.Token != "":
+		return nil, errors.New("token is set but auth is none: remove one of them")
 	}
 	meta, err := metaKeys(c.MetaHeaders)
 	if err != nil {

@@ -43,7 +43,7 @@ type opts struct {
 func start(t *testing.T, edit func(*config), o opts) *server {
 	t.Helper()
 	cfg := defaults()
-	cfg.Address = "127.0.0.1:0"
+	cfg.Address, cfg.Auth = "127.0.0.1:0", "none"
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -172,7 +172,7 @@ func TestHeadersBecomeMetadataWithoutCredentials(t *testing.T) {
 	metas := make(chan map[string]string, 1)
 	sink := &pipelinetest.Sink{Fail: func(m *pipeline.Message) error { metas <- m.Meta; return nil }}
 	s := start(t, func(c *config) {
-		c.Token = "s3cret-token"
+		c.Auth, c.Token = "bearer", "s3cret-token"
 		c.MetaHeaders = append(c.MetaHeaders, "x-tenant")
 	}, opts{sink: sink})
 	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -219,7 +219,7 @@ func TestOversizedBodyIs413(t *testing.T) {
 func TestTokenIsRequiredAndNeverLogged(t *testing.T) {
 	const token = "tok-9f8e7d6c5b4a"
 	sink := &pipelinetest.Sink{Fail: func(*pipeline.Message) error { return errors.New("sink down") }}
-	s := start(t, func(c *config) { c.Token = token }, opts{sink: sink})
+	s := start(t, func(c *config) { c.Auth, c.Token = "bearer", token }, opts{sink: sink})
 	for _, h := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", token}} {
 		if code, _ := post(t, s.url, "x", h...); code != http.StatusUnauthorized {
 			t.Errorf("POST with %q = %d, want 401", h, code)
@@ -359,7 +359,7 @@ func TestPathEndingInSlashAcceptsSubpaths(t *testing.T) {
 	if code, _ := post(t, s.url+"/other", "x"); code != http.StatusNotFound {
 		t.Errorf("POST /other = %d, want 404", code)
 	}
-	if _, err := newSource(&config{Path: "hooks"}, component.Env{}); err == nil {
+	if _, err := newSource(&config{Path: "hooks", Auth: "none"}, component.Env{}); err == nil {
 		t.Error("newSource(path: hooks) = nil error, want one")
 	}
 }
@@ -396,7 +396,7 @@ func (refusing) Drop(*pipeline.Message, string)                 {}
 
 func TestHardStopAnswers503AndEndsRead(t *testing.T) {
 	cfg := defaults()
-	cfg.Address = "127.0.0.1:0"
+	cfg.Address, cfg.Auth = "127.0.0.1:0", "none"
 	s, err := newSource(&cfg, component.Env{Logger: slog.New(slog.DiscardHandler)})
 	must(t, err)
 	src := s.(*source)
