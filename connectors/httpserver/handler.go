@@ -54,6 +54,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w)
 		return
 	}
+	if overConns(r) {
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("more than %d connections open", cfg.MaxConns), http.StatusServiceUnavailable)
+		return
+	}
+	if !h.s.limits.acquire() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("more than %d requests in flight", cfg.MaxRequests), http.StatusTooManyRequests)
+		return
+	}
+	defer h.s.limits.release()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(cfg.MaxBody)))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {

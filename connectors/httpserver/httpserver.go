@@ -28,7 +28,9 @@ type config struct {
 	AcceptTimeout     time.Duration  `pipe:"accept_timeout" desc:"How long a request may wait for room in the pipeline before it is answered 429 (backpressure)." example:"5s" min:"0.001"`
 	ReadHeaderTimeout time.Duration  `pipe:"read_header_timeout" desc:"Time allowed to read request headers (slowloris protection)." example:"10s" min:"0.001"`
 	ReadTimeout       time.Duration  `pipe:"read_timeout" desc:"Time allowed to read a whole request, body included." example:"1m" min:"0.001"`
-	IdleTimeout       time.Duration  `pipe:"idle_timeout" desc:"How long an idle keep-alive connection stays open." example:"2m" min:"0.001"`
+	IdleTimeout       time.Duration  `pipe:"idle_timeout" desc:"How long an idle keep-alive connection stays open." example:"30s" min:"0.001"`
+	MaxConns          int            `pipe:"max_conns" desc:"Connections open at once; a request on a connection beyond them is answered 503 and the connection closed." example:"256" min:"1"`
+	MaxRequests       int            `pipe:"max_requests" desc:"Requests read or handed on at once; more are answered 429 before their body is read, so bodies in memory stay under max_requests x max_body." example:"64" min:"1"`
 	MetaHeaders       []string       `pipe:"meta_headers" desc:"Request headers copied into message metadata, with lower-case names; no other header reaches metadata, dead letters or outgoing broker headers. Credentials (Authorization, Cookie) and transport headers are refused." example:"[traceparent, x-tenant]"`
 }
 
@@ -42,7 +44,9 @@ func defaults() config {
 		AcceptTimeout:     5 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       30 * time.Second,
+		MaxConns:          256,
+		MaxRequests:       64,
 		MetaHeaders:       []string{"traceparent", "tracestate", "baggage", "x-request-id", "content-type"},
 	}
 }
@@ -71,6 +75,8 @@ type source struct {
 	stopOnce sync.Once
 	// connState, if set, is the server's ConnState hook (tests).
 	connState func(net.Conn, http.ConnState)
+	// limits bounds connections and requests in flight.
+	limits limits
 
 	// gate admits handlers into their sending phase until the stop; Read
 	// waits for those admitted before it returns, because the runtime closes
@@ -99,7 +105,8 @@ func newSource(c *config, env component.Env) (pipeline.Source, error) {
 		logger = slog.Default()
 	}
 	return &source{cfg: *c, meta: meta, logger: logger.With("source", "http_server", "node", env.Node),
-		ready: make(chan struct{}), draining: make(chan struct{}), stopped: make(chan struct{})}, nil
+		limits: newLimits(c.MaxConns, c.MaxRequests),
+		ready:  make(chan struct{}), draining: make(chan struct{}), stopped: make(chan struct{})}, nil
 }
 
 // Read serves until ctx is cancelled. Then new requests are answered 503,
@@ -121,7 +128,8 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ConnState:         s.connState,
+		ConnContext:       s.limits.connContext,
+		ConnState:         s.limits.connState(s.connState),
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 1)
