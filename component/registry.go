@@ -30,6 +30,11 @@ type Env struct {
 	Pipeline, Node string
 	Clock          pipeline.Clock
 	Logger         *slog.Logger
+	// EnvText holds the texts the node's config took from the environment
+	// (${VAR} values, not defaults), longest first. They may be secrets: a
+	// kind that shows part of its config, such as a URL in an error, hides
+	// every one of them.
+	EnvText []string
 }
 
 // Kind describes one component kind.

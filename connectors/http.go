@@ -53,6 +53,7 @@ func newHTTPSink(c *httpSinkConfig, env component.Env) (pipeline.Sink, error) {
 		Timeout:  c.Timeout,
 		Headers:  c.Headers,
 		Token:    c.Token,
+		Hide:     env.EnvText,
 		MaxBody:  64 << 10,
 		Now:      env.Clock.Now,
 	})}, nil

@@ -70,7 +70,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		if len(errs) > before {
 			return nil
 		}
-		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger})
+		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger, EnvText: c.envTextUnder(n.Body)})
 		if err != nil {
 			errs.Add(n.KindPos, "%s: %v", n.Kind, err)
 			return nil

@@ -41,6 +41,9 @@ type Config struct {
 	Metrics *Metrics
 
 	fromEnv map[*yaml.Node]bool
+	// envText holds, per scalar in fromEnv, the texts taken from the
+	// environment (see interpolate).
+	envText map[*yaml.Node][]string
 	// partial marks a config returned with parse errors.
 	partial bool
 }

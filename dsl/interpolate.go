@@ -48,7 +48,15 @@ import (
 // error messages can avoid echoing secrets; a value that only used its
 // defaults is not among them.
 func Interpolate(file string, root *yaml.Node, lookup func(string) (string, bool)) (fromEnv map[*yaml.Node]bool, errs Errors) {
-	fromEnv = map[*yaml.Node]bool{}
+	fromEnv, _, errs = interpolate(file, root, lookup)
+	return fromEnv, errs
+}
+
+// interpolate is [Interpolate] that also returns, for each scalar in
+// fromEnv, the texts it took from lookup, so a kind can hide exactly them
+// when it shows its config (a URL in an error).
+func interpolate(file string, root *yaml.Node, lookup func(string) (string, bool)) (fromEnv map[*yaml.Node]bool, envText map[*yaml.Node][]string, errs Errors) {
+	fromEnv, envText = map[*yaml.Node]bool{}, map[*yaml.Node][]string{}
 	seen := map[*yaml.Node]bool{}
 	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
@@ -66,20 +74,23 @@ func Interpolate(file string, root *yaml.Node, lookup func(string) (string, bool
 				walk(n.Content[i])
 			}
 		case yaml.ScalarNode:
-			interpScalar(file, n, lookup, fromEnv, &errs)
+			interpScalar(file, n, lookup, fromEnv, envText, &errs)
 		}
 	}
 	walk(root)
-	return fromEnv, errs
+	return fromEnv, envText, errs
 }
 
 // interpScalar interpolates one scalar.
-func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool), fromEnv map[*yaml.Node]bool, errs *Errors) {
+func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool), fromEnv map[*yaml.Node]bool, envText map[*yaml.Node][]string, errs *Errors) {
 	s := n.Value
 	if !strings.Contains(s, "${") {
 		return
 	}
-	var b strings.Builder
+	var (
+		b     strings.Builder
+		texts []string
+	)
 	used, failed := false, false
 	fail := func(at int, format string, args ...any) {
 		failed = true
@@ -127,6 +138,7 @@ func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool),
 		if v, ok := lookup(name); ok {
 			b.WriteString(v)
 			used = true
+			texts = append(texts, v)
 			continue
 		}
 		if !hasDef {
@@ -141,6 +153,7 @@ func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool),
 	n.Value = b.String()
 	if used {
 		fromEnv[n] = true
+		envText[n] = texts
 	}
 	if n.Style == 0 {
 		n.Tag = ""

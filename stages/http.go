@@ -78,6 +78,7 @@ func newHTTPStage(c *httpStageConfig, env component.Env) (any, error) {
 		Timeout:  c.Timeout,
 		Headers:  c.Headers,
 		Token:    c.Token,
+		Hide:     env.EnvText,
 		MaxBody:  int64(c.MaxBody),
 		Now:      env.Clock.Now,
 	})

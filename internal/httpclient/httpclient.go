@@ -34,6 +34,11 @@ type Config struct {
 	// Token, if set, is sent as "Authorization: Bearer <token>". It never
 	// appears in errors: a response body that echoes it is redacted.
 	Token string
+	// Hide lists further texts that never appear in errors, such as the
+	// parts of a URL that came from the environment (a webhook's secret
+	// path): wherever an error would show one, in the URL, a transport
+	// error or a response body, it shows [redacted].
+	Hide []string
 	// MaxBody bounds the response body read; zero means 16 MiB.
 	MaxBody int64
 	// Now gives the time Retry-After dates are measured from; nil means
@@ -47,6 +52,8 @@ type Client struct {
 	tr      *http.Transport
 	headers http.Header
 	token   string
+	// hide replaces the token and Config.Hide texts; nil when there are none.
+	hide    *strings.Replacer
 	timeout time.Duration
 	maxBody int64
 	now     func() time.Time
@@ -81,6 +88,15 @@ func New(c Config) *Client {
 		timeout: c.Timeout,
 		maxBody: c.MaxBody,
 		now:     c.Now,
+	}
+	var pairs []string
+	for _, h := range append([]string{c.Token}, c.Hide...) {
+		if h != "" {
+			pairs = append(pairs, h, "[redacted]")
+		}
+	}
+	if len(pairs) > 0 {
+		cl.hide = strings.NewReplacer(pairs...)
 	}
 	if cl.maxBody <= 0 {
 		cl.maxBody = 16 << 20
@@ -124,7 +140,7 @@ func (c *Client) Do(ctx context.Context, r Request) (status int, body []byte, er
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, rd)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", r.Method, safeURL(r.URL), unwrapURL(err))
+		return 0, nil, c.hideErr(fmt.Errorf("%s %s: %w", r.Method, c.safeURL(r.URL), unwrapURL(err)))
 	}
 	for k, v := range c.headers {
 		req.Header[k] = v
@@ -145,13 +161,13 @@ func (c *Client) Do(ctx context.Context, r Request) (status int, body []byte, er
 		if err == nil && int64(len(body)) > c.maxBody {
 			if r.NeedBody && resp.StatusCode/100 == 2 {
 				return resp.StatusCode, nil, pipeline.WithReason(pipeline.ReasonInvalidPayload,
-					fmt.Errorf("%s %s: response body larger than %d bytes", r.Method, safeURL(r.URL), c.maxBody))
+					fmt.Errorf("%s %s: response body larger than %d bytes", r.Method, c.safeURL(r.URL), c.maxBody))
 			}
 			body = body[:c.maxBody]
 		}
 	}
 	if err != nil {
-		err = fmt.Errorf("%s %s: %w", r.Method, safeURL(r.URL), unwrapURL(err))
+		err = c.hideErr(fmt.Errorf("%s %s: %w", r.Method, c.safeURL(r.URL), unwrapURL(err)))
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = pipeline.WithReason(pipeline.ReasonTimeout, err)
 		}
@@ -170,12 +186,36 @@ func (c *Client) Do(ctx context.Context, r Request) (status int, body []byte, er
 // CloseIdle closes the idle connections of the pool.
 func (c *Client) CloseIdle() { c.tr.CloseIdleConnections() }
 
+// redact hides the token and the Config.Hide texts in s.
 func (c *Client) redact(s string) string {
-	if c.token == "" {
+	if c.hide == nil {
 		return s
 	}
-	return strings.ReplaceAll(s, c.token, "[redacted]")
+	return c.hide.Replace(s)
 }
+
+// safeURL is u without user info, query and fragment, with the Hide texts
+// redacted.
+func (c *Client) safeURL(u string) string { return c.redact(safeURL(u)) }
+
+// hideErr returns err, or, if its text shows a hidden text, an error with
+// that text redacted that still wraps err for errors.Is and As.
+func (c *Client) hideErr(err error) error {
+	msg := err.Error()
+	if r := c.redact(msg); r != msg {
+		return &redactedError{msg: r, err: err}
+	}
+	return err
+}
+
+// redactedError is err with a redacted text.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // unwrapURL drops the *url.Error around err, whose text holds the full URL.
 func unwrapURL(err error) error {
