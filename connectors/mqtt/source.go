@@ -47,7 +47,7 @@ type sourceConfig struct {
 
 func init() {
 	component.Register(component.Source("mqtt",
-		"Subscribes with QoS 1 on a persistent session and acks each message (in order of receipt) once the pipeline delivered or dead-lettered it; a nack reconnects so the broker redelivers.",
+		"Subscribes with QoS 1 on a persistent session and acks each message (in order of receipt) once the pipeline delivered or dead-lettered it; a nack reconnects so the broker redelivers, and only the failed messages go through the pipeline again.",
 		sourceConfig{Broker: DefaultBroker, SessionExpiry: time.Hour, InFlight: pipeline.DefaultBuffer, KeepAlive: 30 * time.Second, Reconnect: 30 * time.Second},
 		newSource))
 	component.Register(component.Sink("mqtt",
@@ -71,6 +71,10 @@ type source struct {
 	conn   net.Conn     // the current network connection
 	client *paho.Client // the client that delivered the latest message
 	streak int          // nacks since the last ack: slows reconnection
+
+	// redo keeps redelivered copies of delivered messages out of the
+	// pipeline.
+	redo redeliveries
 
 	// sent receives a value (if there is room) whenever paho sends a
 	// PUBACK. paho calls the session's Ack holding its ack tracker's lock,
@@ -105,7 +109,10 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	// connCtx outlives ctx: acks of messages in flight still need it.
 	connCtx, cancelConn := context.WithCancel(context.WithoutCancel(ctx))
 	ccfg := s.clientConfig()
-	ccfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+	ccfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+		if !ca.SessionPresent {
+			s.redo.reset()
+		}
 		// Subscribing again on a resumed session is harmless.
 		go func() {
 			sa, err := cm.Subscribe(connCtx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: s.cfg.Topic, QoS: 1}}})
@@ -160,6 +167,9 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 			cancelConn()
 			return fmt.Errorf("mqtt %s: %w", s.broker.Host, err)
 		case pr := <-incoming:
+			if !s.redo.admit(pr) {
+				continue // a copy of a message the pipeline has or had
+			}
 			inflight.Add(1)
 			m := pipeline.NewMessage(pr.Packet.Payload, s.acker(pr, &inflight))
 			m.Meta = publishMeta(pr.Packet)
@@ -176,23 +186,28 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 // acker hands a successful ack to paho, which sends PUBACKs in order of
 // receipt (as MQTT requires) once every earlier message is acked too; an
 // ack for a connection that is gone goes nowhere, and the broker
-// redelivers the message. A nack cannot be sent in MQTT: it drops the
-// connection instead, and the broker redelivers every unacked message of
-// the session.
+// redelivers the message, whose copy [redeliveries] acks without passing
+// it on. A nack cannot be sent in MQTT: it drops the connection instead,
+// and the broker redelivers every unacked message of the session; of
+// those, only the failed ones go through the pipeline again.
 func (s *source) acker(pr paho.PublishReceived, inflight *sync.WaitGroup) pipeline.AckFunc {
 	return func(err error) {
 		defer inflight.Done()
+		dup := s.redo.resolved(pr.Packet, err == nil)
 		if err == nil {
 			s.mu.Lock()
 			s.streak = 0
 			s.mu.Unlock()
 			_ = pr.Client.Ack(pr.Packet)
+			if dup != nil {
+				_ = dup.Client.Ack(dup.Packet)
+			}
 			return
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.streak++
-		if s.conn != nil && pr.Client == s.client {
+		if s.conn != nil && (pr.Client == s.client || dup != nil && dup.Client == s.client) {
 			s.logger.Debug("mqtt message nacked; reconnecting for redelivery", "err", err)
 			s.conn.Close()
 			s.conn = nil
@@ -282,6 +297,9 @@ type countingSession struct {
 
 func (c *countingSession) Ack(pb *packets.Publish) error {
 	err := c.State.Ack(pb)
+	if err == nil {
+		c.s.redo.forget(pb.PacketID)
+	}
 	select {
 	case c.s.sent <- struct{}{}:
 	default:
