@@ -51,16 +51,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.stopping() {
+		discardBody(r)
 		unavailable(w)
 		return
 	}
 	if overConns(r) {
+		discardBody(r)
 		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, fmt.Sprintf("more than %d connections open", cfg.MaxConns), http.StatusServiceUnavailable)
 		return
 	}
 	if !h.s.limits.acquire() {
+		discardBody(r)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, fmt.Sprintf("more than %d requests in flight", cfg.MaxRequests), http.StatusTooManyRequests)
 		return
@@ -212,6 +215,13 @@ func (h *handler) stopping() bool {
 	default:
 		return false
 	}
+}
+
+// discardBody reads what a refused request's body has, up to 256 KiB, so
+// the client reads the answer: a server that closes a connection with
+// unread data makes the client's TCP stack reset it, losing the answer.
+func discardBody(r *http.Request) {
+	_, _ = io.CopyN(io.Discard, r.Body, 256<<10)
 }
 
 func unavailable(w http.ResponseWriter) {

@@ -140,14 +140,20 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	case <-ctx.Done():
 	case <-s.stopped:
 	}
-	close(s.draining)
-	// Handlers still sending see the stop and give up at once.
+	// Handlers still sending see the stop and give up at once; once they
+	// are out, none can send again, and only then does draining say so.
 	s.gate.close()
-	// Shutdown waits for the handlers, which wait for acks that come only
-	// as the pipeline drains: let it finish on its own.
+	close(s.draining)
+	// No new connections, and idle keep-alive ones close. Requests on the
+	// open ones are answered (503 now, or once their messages resolve) and
+	// their connections closed; only then does Shutdown run: net/http drops
+	// a request whose headers it read after Shutdown began, unanswered.
+	_ = ln.Close()
+	srv.SetKeepAlivesEnabled(false)
 	go func() {
-		_ = srv.Shutdown(context.Background())
 		<-serveErr
+		s.limits.awaitNoConns()
+		_ = srv.Shutdown(context.Background())
 	}()
 	return nil
 }

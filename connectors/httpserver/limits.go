@@ -12,12 +12,14 @@ import (
 type limits struct {
 	maxConns int64
 	conns    atomic.Int64
+	// none receives a value (if there is room) when conns drops to zero.
+	none chan struct{}
 	// requests holds a token per request in flight.
 	requests chan struct{}
 }
 
 func newLimits(maxConns, maxRequests int) limits {
-	return limits{maxConns: int64(maxConns), requests: make(chan struct{}, maxRequests)}
+	return limits{maxConns: int64(maxConns), requests: make(chan struct{}, maxRequests), none: make(chan struct{}, 1)}
 }
 
 // overKey marks, in a connection's context, a connection beyond max_conns.
@@ -38,11 +40,25 @@ func (l *limits) connContext(ctx context.Context, _ net.Conn) context.Context {
 func (l *limits) connState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	return func(c net.Conn, st http.ConnState) {
 		if st == http.StateClosed || st == http.StateHijacked {
-			l.conns.Add(-1)
+			if l.conns.Add(-1) == 0 {
+				select {
+				case l.none <- struct{}{}:
+				default:
+				}
+			}
 		}
 		if next != nil {
 			next(c, st)
 		}
+	}
+}
+
+// awaitNoConns returns once no connection is open. The server must accept
+// no more: each open one ends by itself, answered and closed, or at its
+// read timeout.
+func (l *limits) awaitNoConns() {
+	for l.conns.Load() > 0 {
+		<-l.none
 	}
 }
 
