@@ -3,6 +3,7 @@ package expr
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
@@ -20,6 +21,7 @@ type Option func(*config)
 
 type config struct {
 	costLimit  uint64
+	timeLimit  time.Duration
 	boolResult bool
 	fullDecode bool
 	vars       []string
@@ -28,6 +30,12 @@ type config struct {
 // WithCostLimit sets the cost at which an evaluation stops with ErrCostLimit.
 func WithCostLimit(limit uint64) Option {
 	return func(c *config) { c.costLimit = limit }
+}
+
+// WithTimeLimit sets the time after which an evaluation whose cost is
+// tracked (see Compile) stops with ErrTimeLimit; 0 means no time limit.
+func WithTimeLimit(d time.Duration) Option {
+	return func(c *config) { c.timeLimit = d }
 }
 
 // WithBoolResult makes Compile reject an expression whose type is known and
@@ -98,7 +106,7 @@ func (es Errors) Unwrap() []error {
 // (typically comprehensions over msg); evaluation of any other is bounded
 // already.
 func Compile(src string, opts ...Option) (*Program, error) {
-	cfg := config{costLimit: DefaultCostLimit}
+	cfg := config{costLimit: DefaultCostLimit, timeLimit: DefaultTimeLimit}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -123,6 +131,7 @@ func Compile(src string, opts ...Option) (*Program, error) {
 		}
 	}
 	progOpts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	tracked := false
 	est, err := env.EstimateCost(ast, noEstimates{})
 	switch {
 	case err == nil && est.Min > cfg.costLimit:
@@ -131,13 +140,22 @@ func Compile(src string, opts ...Option) (*Program, error) {
 	case err != nil || est.Max > cfg.costLimit:
 		// Runtime cost tracking allocates on every call, so only programs
 		// that might exceed the limit pay for it.
-		progOpts = append(progOpts, cel.CostLimit(cfg.costLimit))
+		// sizeCost charges what pipe's + and the strings extension build.
+		// cel-go's tracker is quadratic in the iterations of one
+		// comprehension, so the time limit bounds what the cost limit
+		// cannot bound soon enough.
+		progOpts = append(progOpts, cel.CostLimit(cfg.costLimit), cel.CostTracking(sizeCost{}),
+			cel.InterruptCheckFrequency(interruptEvery))
+		tracked = true
 	}
 	prg, err := env.Program(ast, progOpts...)
 	if err != nil {
 		return nil, Errors{{Line: 1, Column: 1, Msg: err.Error()}}
 	}
 	p := &Program{src: src, ast: ast, prg: prg, costLimit: cfg.costLimit}
+	if tracked {
+		p.timeLimit = cfg.timeLimit
+	}
 	p.access = analyzeMsg(ast.NativeRep().Expr())
 	if cfg.fullDecode && p.access.use == msgFields {
 		p.access = msgAccess{use: msgWhole}

@@ -58,6 +58,7 @@ func newEnv() (*cel.Env, error) {
 		ext.Bindings(),
 	}
 	opts = append(opts, arithmeticFuncs()...)
+	opts = append(opts, boundedStrings()...)
 	return cel.NewCustomEnv(opts...)
 }
 

@@ -1,10 +1,12 @@
 package expr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -42,6 +44,9 @@ type Program struct {
 	ast       *cel.Ast
 	prg       cel.Program
 	costLimit uint64
+	// timeLimit is the time limit of a program whose cost is tracked, 0
+	// for any other.
+	timeLimit time.Duration
 	access    msgAccess
 	states    sync.Pool // *evalState
 }
@@ -78,11 +83,23 @@ func (p *Program) Eval(in *Input) (ref.Val, error) {
 	if err := p.bindMsg(st, in); err != nil {
 		return nil, err
 	}
-	out, _, err := p.prg.Eval(&st.act)
+	out, err := p.run(&st.act)
 	if err != nil {
 		return nil, p.evalError(err)
 	}
 	return out, nil
+}
+
+// run evaluates the program on act, within the time limit if it has one.
+func (p *Program) run(act *activation) (ref.Val, error) {
+	if p.timeLimit <= 0 {
+		out, _, err := p.prg.Eval(act)
+		return out, err
+	}
+	ctx, cancel := context.WithTimeoutCause(context.Background(), p.timeLimit, ErrTimeLimit)
+	defer cancel()
+	out, _, err := p.prg.ContextEval(ctx, act)
+	return out, err
 }
 
 func (p *Program) release(st *evalState) {
@@ -123,6 +140,9 @@ func (p *Program) evalError(err error) error {
 	if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
 		return &Error{Msg: fmt.Sprintf("%v (limit %d)", ErrCostLimit, p.costLimit), Err: ErrCostLimit}
 	}
+	if errors.Is(err, ErrTimeLimit) {
+		return &Error{Msg: fmt.Sprintf("%v (limit %v)", ErrTimeLimit, p.timeLimit), Err: ErrTimeLimit}
+	}
 	var celErr *types.Err
 	if errors.As(err, &celErr) {
 		loc := p.ast.NativeRep().SourceInfo().GetStartLocation(celErr.NodeID())
@@ -155,7 +175,11 @@ func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
 	}
 	e := encoderPool.Get().(*encoder)
 	defer e.release()
+	e.limit = MaxValueSize
 	if err := e.cel(out); err != nil {
+		if errors.Is(err, ErrValueTooLarge) {
+			return nil, nil, &Error{Msg: err.Error(), Err: err}
+		}
 		return nil, nil, fmt.Errorf("encoding result: %w", err)
 	}
 	body = slices.Clone(e.buf)
