@@ -188,7 +188,7 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 			d.errorf(n, "%s: expected a CEL expression, got %s", what, kindName(n))
 			return
 		}
-		prog, err := expr.Compile(n.Value, expr.WithVariables(f.Vars...))
+		prog, err := expr.Compile(n.Value, expr.WithVariables(f.Vars...), expr.WithResult(f.Result...))
 		if err != nil {
 			d.exprErrors(n, err, what)
 			return
@@ -199,7 +199,7 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 			d.errorf(n, "%s: expected a list, got %s", what, kindName(n))
 			return
 		}
-		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Enum: f.Enum, Min: f.Min, Max: f.Max, Vars: f.Vars}
+		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Enum: f.Enum, Min: f.Min, Max: f.Max, Vars: f.Vars, Result: f.Result}
 		s := reflect.MakeSlice(dst.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
 			d.value(s.Index(i), elem, item, fmt.Sprintf("%s[%d]", what, i))
@@ -211,7 +211,7 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 			return
 		}
 		m := reflect.MakeMap(dst.Type())
-		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Vars: f.Vars}
+		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Vars: f.Vars, Result: f.Result}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			ev := reflect.New(dst.Type().Elem()).Elem()

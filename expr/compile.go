@@ -8,7 +8,6 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common"
-	"github.com/google/cel-go/common/types"
 )
 
 // DefaultCostLimit is the evaluation cost limit of a program compiled
@@ -22,7 +21,7 @@ type Option func(*config)
 type config struct {
 	costLimit  uint64
 	timeLimit  time.Duration
-	boolResult bool
+	results    []string
 	fullDecode bool
 	vars       []string
 }
@@ -36,12 +35,6 @@ func WithCostLimit(limit uint64) Option {
 // tracked (see Compile) stops with ErrTimeLimit; 0 means no time limit.
 func WithTimeLimit(d time.Duration) Option {
 	return func(c *config) { c.timeLimit = d }
-}
-
-// WithBoolResult makes Compile reject an expression whose type is known and
-// is not bool, as a filter needs.
-func WithBoolResult() Option {
-	return func(c *config) { c.boolResult = true }
 }
 
 // WithVariables declares more variables of type dyn, besides msg, meta, raw
@@ -125,10 +118,8 @@ func Compile(src string, opts ...Option) (*Program, error) {
 		}
 		return nil, errs
 	}
-	if cfg.boolResult {
-		if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
-			return nil, Errors{{Line: 1, Column: 1, Msg: fmt.Sprintf("expression has type %s, want bool", t)}}
-		}
+	if e := checkResult(env, ast, cfg.results); e != nil {
+		return nil, Errors{e}
 	}
 	progOpts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	tracked := false
