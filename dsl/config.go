@@ -41,6 +41,10 @@ type Config struct {
 	Metrics *Metrics
 
 	fromEnv map[*yaml.Node]bool
+	// envRefs holds the first ${NAME} of each scalar that had one; lookup
+	// resolves env.NAME in expressions.
+	envRefs map[*yaml.Node]envRef
+	lookup  func(string) (string, bool)
 	// partial marks a config returned with parse errors.
 	partial bool
 }

@@ -48,7 +48,21 @@ import (
 // error messages can avoid echoing secrets; a value that only used its
 // defaults is not among them.
 func Interpolate(file string, root *yaml.Node, lookup func(string) (string, bool)) (fromEnv map[*yaml.Node]bool, errs Errors) {
-	fromEnv = map[*yaml.Node]bool{}
+	fromEnv, _, errs = interpolate(file, root, lookup)
+	return fromEnv, errs
+}
+
+// envRef is the first well-formed ${NAME} reference of a scalar, and where
+// it was.
+type envRef struct {
+	name string
+	pos  Pos
+}
+
+// interpolate is Interpolate, also returning the first reference of each
+// scalar that had one, so expression fields can refuse them.
+func interpolate(file string, root *yaml.Node, lookup func(string) (string, bool)) (fromEnv map[*yaml.Node]bool, refs map[*yaml.Node]envRef, errs Errors) {
+	fromEnv, refs = map[*yaml.Node]bool{}, map[*yaml.Node]envRef{}
 	seen := map[*yaml.Node]bool{}
 	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
@@ -66,15 +80,15 @@ func Interpolate(file string, root *yaml.Node, lookup func(string) (string, bool
 				walk(n.Content[i])
 			}
 		case yaml.ScalarNode:
-			interpScalar(file, n, lookup, fromEnv, &errs)
+			interpScalar(file, n, lookup, fromEnv, refs, &errs)
 		}
 	}
 	walk(root)
-	return fromEnv, errs
+	return fromEnv, refs, errs
 }
 
 // interpScalar interpolates one scalar.
-func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool), fromEnv map[*yaml.Node]bool, errs *Errors) {
+func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool), fromEnv map[*yaml.Node]bool, refs map[*yaml.Node]envRef, errs *Errors) {
 	s := n.Value
 	if !strings.Contains(s, "${") {
 		return
@@ -123,6 +137,9 @@ func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool),
 		case strings.Contains(def, "${"):
 			fail(at, "nested reference in the default of %q is not supported", s[at:])
 			continue
+		}
+		if _, seen := refs[n]; !seen {
+			refs[n] = envRef{name, interpPos(file, n, at)}
 		}
 		if v, ok := lookup(name); ok {
 			b.WriteString(v)

@@ -66,7 +66,7 @@ func Parse(file string, src []byte, opts *Options) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	fromEnv, ierrs := Interpolate(file, root, opts.lookup())
+	fromEnv, refs, ierrs := interpolate(file, root, opts.lookup())
 	errs = append(errs, ierrs...)
 	p := &parser{
 		c: &Config{
@@ -75,6 +75,8 @@ func Parse(file string, src []byte, opts *Options) (*Config, error) {
 			Root:    root,
 			Extra:   map[string]*yaml.Node{},
 			fromEnv: fromEnv,
+			envRefs: refs,
+			lookup:  opts.lookup(),
 		},
 		opts: opts,
 		errs: errs,

@@ -22,6 +22,7 @@ type config struct {
 	costLimit  uint64
 	timeLimit  time.Duration
 	results    []string
+	lookup     func(string) (string, bool)
 	fullDecode bool
 	vars       []string
 }
@@ -146,6 +147,9 @@ func Compile(src string, opts ...Option) (*Program, error) {
 	p := &Program{src: src, ast: ast, prg: prg, costLimit: cfg.costLimit}
 	if tracked {
 		p.timeLimit = cfg.timeLimit
+	}
+	if errs := p.bindEnv(cfg.lookup); len(errs) > 0 {
+		return nil, errs
 	}
 	p.access = analyzeMsg(ast.NativeRep().Expr())
 	if cfg.fullDecode && p.access.use == msgFields {

@@ -1,12 +1,13 @@
 // Package expr compiles and evaluates pipe's CEL expressions over JSON messages.
 //
-// Every expression is compiled in one CEL environment that declares four
+// Every expression is compiled in one CEL environment that declares five
 // variables:
 //
 //	msg   dyn                  the message body decoded from JSON
 //	meta  map(string, string)  the message metadata
 //	raw   bytes                the message body as received
 //	seq   int                  the sequence number (meaningful in the generate source)
+//	env   map(string, string)  environment variables, read as env.NAME (WithEnv)
 //
 // The environment holds the CEL standard library, the optional types
 // (msg.?field), and the strings, math, encoders, lists, sets and bindings

@@ -48,7 +48,9 @@ type Program struct {
 	// for any other.
 	timeLimit time.Duration
 	access    msgAccess
-	states    sync.Pool // *evalState
+	// env holds the environment values the expression reads (env.NAME).
+	env    map[string]string
+	states sync.Pool // *evalState
 }
 
 // evalState is the per-evaluation scratch a Program reuses.
@@ -79,13 +81,23 @@ func (p *Program) UsesMsg() bool { return p.access.use != msgUnused }
 func (p *Program) Eval(in *Input) (ref.Val, error) {
 	st := p.states.Get().(*evalState)
 	defer p.release(st)
-	st.act.in = in
+	st.act.in, st.act.env = in, p.env
 	if err := p.bindMsg(st, in); err != nil {
 		return nil, err
 	}
 	out, err := p.run(&st.act)
 	if err != nil {
-		return nil, p.evalError(err)
+		e := p.evalError(err)
+		if p.env != nil {
+			if ee, ok := e.(*Error); ok {
+				// The cause keeps its identity unless it quotes a value.
+				ee.Msg = p.scrub(ee.Msg)
+				if ee.Err != nil && p.scrub(ee.Err.Error()) != ee.Err.Error() {
+					ee.Err = errors.New(p.scrub(ee.Err.Error()))
+				}
+			}
+		}
+		return nil, e
 	}
 	return out, nil
 }
@@ -194,6 +206,7 @@ func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
 type activation struct {
 	in  *Input
 	msg any
+	env map[string]string
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -211,6 +224,11 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return types.Bytes(a.in.Raw), true
 	case varSeq:
 		return types.Int(a.in.Seq), true
+	case varEnv:
+		if a.env == nil {
+			return emptyMeta, true
+		}
+		return a.env, true
 	}
 	v, ok := a.in.Vars[name]
 	return v, ok
