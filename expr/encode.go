@@ -130,6 +130,8 @@ func (e *encoder) native(v any) error {
 		e.depth--
 	case uint64:
 		e.buf = strconv.AppendUint(e.buf, v, 10)
+	case BigInt:
+		e.buf = append(e.buf, v...)
 	case int:
 		e.buf = strconv.AppendInt(e.buf, int64(v), 10)
 	case []byte:

@@ -206,7 +206,10 @@ func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
 type activation struct {
 	in  *Input
 	msg any
-	env map[string]string
+	// msgVal is msg as a CEL value, converted on first use: a
+	// comprehension resolves msg once per iteration.
+	msgVal any
+	env    map[string]string
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -214,7 +217,10 @@ var _ interpreter.Activation = (*activation)(nil)
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case varMsg:
-		return a.msg, true
+		if a.msgVal == nil {
+			a.msgVal = celValue(a.msg)
+		}
+		return a.msgVal, true
 	case varMeta:
 		if a.in.Meta == nil {
 			return emptyMeta, true
@@ -231,7 +237,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.env, true
 	}
 	v, ok := a.in.Vars[name]
-	return v, ok
+	return celValue(v), ok
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
@@ -240,7 +246,7 @@ var emptyMeta = map[string]string{}
 
 // EvalNative evaluates the program and returns its result as DecodeJSON
 // would decode EncodeJSON(result): map[string]any, []any, string, int64,
-// uint64, float64, bool or nil.
+// uint64, BigInt, float64, bool or nil.
 func (p *Program) EvalNative(in *Input) (any, error) {
 	_, v, err := p.EvalJSON(in)
 	return v, err
