@@ -102,3 +102,11 @@ func TestEnvValueIsNotInDeadLetters(t *testing.T) {
 		t.Errorf("dead letter error quotes the value: %q", dead[0].Error)
 	}
 }
+
+// CEL errors reach the file position with their hint (issue 20 item 19).
+func TestUndeclaredVariableHintHasItsPosition(t *testing.T) {
+	got := compileEnvErr(t, linear("  - filter: message.id > 1\n"), nil)
+	if want := "p.yaml:4:13: filter.condition: undeclared reference to 'message'; did you mean 'msg'?"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

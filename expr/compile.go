@@ -114,8 +114,9 @@ func Compile(src string, opts ...Option) (*Program, error) {
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
 		errs := make(Errors, 0, len(iss.Errors()))
+		vars := declaredVars(cfg.vars)
 		for _, e := range iss.Errors() {
-			errs = append(errs, newError(e.Location, e.Message, nil))
+			errs = append(errs, newError(e.Location, hintUndeclared(e.Message, vars), nil))
 		}
 		return nil, errs
 	}
@@ -144,7 +145,7 @@ func Compile(src string, opts ...Option) (*Program, error) {
 	if err != nil {
 		return nil, Errors{{Line: 1, Column: 1, Msg: err.Error()}}
 	}
-	p := &Program{src: src, ast: ast, prg: prg, costLimit: cfg.costLimit}
+	p := &Program{src: src, ast: ast, prg: prg, costLimit: cfg.costLimit, celEnv: env}
 	if tracked {
 		p.timeLimit = cfg.timeLimit
 	}

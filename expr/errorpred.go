@@ -47,7 +47,7 @@ func CompileErrorPredicate(src string) (*ErrorPredicate, error) {
 	if iss.Err() != nil {
 		errs := make(Errors, 0, len(iss.Errors()))
 		for _, e := range iss.Errors() {
-			errs = append(errs, newError(e.Location, e.Message, nil))
+			errs = append(errs, newError(e.Location, hintUndeclared(e.Message, []string{varError}), nil))
 		}
 		return nil, errs
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,11 @@ type Program struct {
 	// env holds the environment values the expression reads (env.NAME).
 	env    map[string]string
 	states sync.Pool // *evalState
+	// celEnv compiled the program; statePrg, built on the first "no such
+	// overload" error, evaluates it again to name the operand types.
+	celEnv    *cel.Env
+	stateOnce sync.Once
+	statePrg  cel.Program
 }
 
 // evalState is the per-evaluation scratch a Program reuses.
@@ -88,6 +94,12 @@ func (p *Program) Eval(in *Input) (ref.Val, error) {
 	out, err := p.run(&st.act)
 	if err != nil {
 		e := p.evalError(err)
+		var celErr *types.Err
+		if ee, ok := e.(*Error); ok && errors.As(err, &celErr) && strings.HasPrefix(ee.Msg, "no such overload") {
+			if msg := p.noSuchOverload(&st.act, celErr.NodeID()); msg != "" {
+				ee.Msg = msg
+			}
+		}
 		if p.env != nil {
 			if ee, ok := e.(*Error); ok {
 				// The cause keeps its identity unless it quotes a value.
