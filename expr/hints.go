@@ -8,9 +8,9 @@ import (
 // undeclared matches cel-go's message for an unknown identifier.
 var undeclared = regexp.MustCompile(`^undeclared reference to '([^']+)' \(in container ''\)$`)
 
-// hintUndeclared rewrites cel-go's "undeclared reference to 'x' (in
-// container ”)" without the container, adding "did you mean" when a
-// declared variable is close to x.
+// hintUndeclared drops the empty container from cel-go's message for an
+// undeclared reference x, and adds "did you mean" when a declared variable
+// is close to x.
 func hintUndeclared(msg string, vars []string) string {
 	m := undeclared.FindStringSubmatch(msg)
 	if m == nil {
