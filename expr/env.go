@@ -60,6 +60,11 @@ func newEnv() (*cel.Env, error) {
 	}
 	opts = append(opts, arithmeticFuncs()...)
 	opts = append(opts, boundedStrings()...)
+	format, err := boundedFormat()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, format...)
 	return cel.NewCustomEnv(opts...)
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // MaxValueSize bounds, in bytes, any one string an evaluation builds with
-// replace or join, and the JSON encoding of a result (EvalJSON). Such a
+// replace, join or format, and the JSON encoding of a result (EvalJSON). Such a
 // call is refused before it allocates: the cost limit alone charges a call
 // only after it returns.
 const MaxValueSize = 16 << 20

@@ -60,7 +60,10 @@ func TestStringBuildersAreRefusedBeforeAllocating(t *testing.T) {
 	evalHostile(t, `msg.s.replace("a", msg.s, 1000).size()`, body, ErrValueTooLarge, 8<<20)
 	evalHostile(t, `msg.items.map(x, msg.s).join("").size()`, body, ErrValueTooLarge, 8<<20)
 	evalHostile(t, `msg.items.map(x, msg.s).join(",").size()`, body, ErrValueTooLarge, 8<<20)
-	evalHostile(t, `"a-b".replace("-", msg.s.substring(0, 3)) + ["x", "y"].join("+")`, body, nil, 1<<20)
+	evalHostile(t, `"%s".format([msg.items.map(x, msg.s)]).size()`, body, ErrValueTooLarge, 8<<20)
+	evalHostile(t, `"%s: %s".format(["x", {"k": msg.items.map(x, msg.s)}]).size()`, body, ErrValueTooLarge, 8<<20)
+	evalHostile(t, `"a-b".replace("-", msg.s.substring(0, 3)) + ["x", "y"].join("+") +
+		"%s %d %.2f %x".format(["s", 1, 2.5, b"hi"])`, body, nil, 1<<20)
 }
 
 // The JSON encoding of a result is bounded too: a list of references to
