@@ -3,6 +3,7 @@ package expr
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -113,4 +114,21 @@ func join(list ref.Val, sep string) ref.Val {
 		b.WriteString(string(l.Get(i).(types.String)))
 	}
 	return types.String(b.String())
+}
+
+// full reports ErrValueTooLarge once buf is past the limit. It is checked
+// before every value, so buf overshoots the limit by at most one scalar.
+// While under the limit, buf grows by doubling up to the limit: append's
+// 1.25x growth of large slices would allocate five times the final size.
+func (e *encoder) full() error {
+	if e.limit <= 0 {
+		return nil
+	}
+	if len(e.buf) > e.limit {
+		return fmt.Errorf("encoding result: %w", ErrValueTooLarge)
+	}
+	if c := cap(e.buf); c-len(e.buf) < 512 && c <= e.limit {
+		e.buf = slices.Grow(e.buf, min(max(c, 512), e.limit+512-len(e.buf)))
+	}
+	return nil
 }
