@@ -81,9 +81,11 @@ func (p *Program) UsesMsg() bool { return p.access.use != msgUnused }
 
 // Eval evaluates the program on in. It never panics. The error is non-nil
 // exactly when the value is nil: a *SyntaxError (wrapped) if the expression
-// reads msg and Raw is not valid JSON, an *Error wrapping ErrCostLimit if the
-// cost limit was reached, or an *Error at the failing subexpression for any
-// other runtime error (no such key, overflow, division by zero, ...).
+// reads msg and Raw is not valid JSON, an *Error wrapping ErrCostLimit,
+// ErrTimeLimit or ErrValueTooLarge if a limit was reached, or an *Error at
+// the failing subexpression for any other runtime error (no such key,
+// overflow, division by zero, no such overload: string > int, ...). No error
+// text contains an environment value the expression read (WithEnv).
 func (p *Program) Eval(in *Input) (ref.Val, error) {
 	st := p.states.Get().(*evalState)
 	defer p.release(st)
