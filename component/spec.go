@@ -34,7 +34,9 @@ const (
 // The tag `pipe:"name[,required][,secret]"` names the key; desc is
 // mandatory; enum:"a,b" restricts strings; min and max bound numbers;
 // vars:"response,status" declares variables an expression field may read
-// besides msg, meta, raw and seq. The default is the field's value in the
+// besides msg, meta, raw and seq; result:"bool" declares the CEL type(s)
+// its value must have, checked when the file is compiled (a dyn value is
+// checked per message by the kind). The default is the field's value in the
 // kind's default config.
 type Field struct {
 	Name        string
@@ -53,6 +55,9 @@ type Field struct {
 	Fields []Field
 	// Vars are the extra variables of an expr field (expr.WithVariables).
 	Vars []string
+	// Result lists the CEL types an expr field's value may have
+	// (expr.WithResult); empty means any.
+	Result []string
 	// Index is the reflect field index in the config struct.
 	Index []int
 }
@@ -130,6 +135,9 @@ func fieldsOf(v reflect.Value) []Field {
 		}
 		if v := sf.Tag.Get("vars"); v != "" {
 			f.Vars = strings.Split(v, ",")
+		}
+		if r := sf.Tag.Get("result"); r != "" {
+			f.Result = strings.Split(r, ",")
 		}
 		f.Min, f.Max = parseBound(sf.Tag.Get("min")), parseBound(sf.Tag.Get("max"))
 		fv := v.Field(i)

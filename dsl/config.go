@@ -44,6 +44,10 @@ type Config struct {
 	// envText holds, per scalar in fromEnv, the texts taken from the
 	// environment (see interpolate).
 	envText map[*yaml.Node][]string
+	// envRefs holds the first ${NAME} of each scalar that had one; lookup
+	// resolves env.NAME in expressions.
+	envRefs map[*yaml.Node]envRef
+	lookup  func(string) (string, bool)
 	// partial marks a config returned with parse errors.
 	partial bool
 }

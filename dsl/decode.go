@@ -188,7 +188,10 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 			d.errorf(n, "%s: expected a CEL expression, got %s", what, kindName(n))
 			return
 		}
-		prog, err := expr.Compile(n.Value, expr.WithVariables(f.Vars...))
+		if d.refuseEnvRef(n, what, true) {
+			return
+		}
+		prog, err := expr.Compile(n.Value, expr.WithVariables(f.Vars...), expr.WithResult(f.Result...), expr.WithEnv(d.c.lookup))
 		if err != nil {
 			d.exprErrors(n, err, what)
 			return
@@ -199,7 +202,7 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 			d.errorf(n, "%s: expected a list, got %s", what, kindName(n))
 			return
 		}
-		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Enum: f.Enum, Min: f.Min, Max: f.Max, Vars: f.Vars}
+		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Enum: f.Enum, Min: f.Min, Max: f.Max, Vars: f.Vars, Result: f.Result}
 		s := reflect.MakeSlice(dst.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
 			d.value(s.Index(i), elem, item, fmt.Sprintf("%s[%d]", what, i))
@@ -211,7 +214,7 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 			return
 		}
 		m := reflect.MakeMap(dst.Type())
-		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Vars: f.Vars}
+		elem := component.Field{Name: f.Name, Type: f.Elem, Fields: f.Fields, Vars: f.Vars, Result: f.Result}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			ev := reflect.New(dst.Type().Elem()).Elem()
@@ -227,6 +230,23 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 	default:
 		d.errorf(n, "%s: unsupported field type %s", what, f.Type)
 	}
+}
+
+// refuseEnvRef reports a ${NAME} reference in the expression n, whose
+// substituted value could change the expression's structure (a value
+// holding `x" || "a" == "a` turns a comparison into true). withEnv says
+// whether the expression can read env.NAME instead.
+func (d *decoder) refuseEnvRef(n *yaml.Node, what string, withEnv bool) bool {
+	r, ok := d.c.envRefs[n]
+	if !ok {
+		return false
+	}
+	hint := "write the value into the file"
+	if withEnv {
+		hint = fmt.Sprintf("read it as a value with env.%s", r.name)
+	}
+	d.errs.Add(r.pos, "%s: ${%s} is not allowed in a CEL expression, where an environment value could change the expression itself; %s", what, r.name, hint)
+	return true
 }
 
 // hide replaces err's text with a generic one when n's value came from the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,7 +188,7 @@ func runHostile(t *testing.T, file string, lookup func(string) (string, bool), b
 }
 
 // An expression whose cost depends on the message is accepted, and the
-// cost limit stops it per message: that message is dead-lettered, the
+// cost or time limit stops it per message: that message is dead-lettered, the
 // next one still flows.
 func TestHostileExpressionsFailPerMessage(t *testing.T) {
 	items := "[" + strings.Repeat("1,", 199) + "1]"
@@ -196,8 +197,32 @@ func TestHostileExpressionsFailPerMessage(t *testing.T) {
 	if len(delivered) != 1 || delivered[0] != `{"items": [1]}` {
 		t.Errorf("delivered %q, want only the small message", delivered)
 	}
-	if len(dead) != 1 || dead[0].Reason != pipeline.ReasonExpression || !strings.Contains(dead[0].Error, "cost") {
-		t.Fatalf("dead letters %+v, want one expression_error about cost", dead)
+	// The cost limit or, on a slow machine, the time limit stops it first.
+	if len(dead) != 1 || dead[0].Reason != pipeline.ReasonExpression || !strings.Contains(dead[0].Error, "limit exceeded") {
+		t.Fatalf("dead letters %+v, want one expression_error about a limit", dead)
+	}
+}
+
+// A map whose concatenations would allocate 200 MB for one message is
+// stopped by the cost limit: that message is dead-lettered as an
+// expression error, the next one flows, and the run stays small.
+func TestHostileConcatenationIsDeadLettered(t *testing.T) {
+	hostile := `{"s": "` + strings.Repeat("a", 20_000) + `", "items": [` + strings.Repeat("1,", 4_999) + `1]}`
+	var delivered []string
+	var dead []pipeline.DeadLetter
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	delivered, dead = runHostile(t, "../testdata/hostile/cel_concat.yaml", nil, hostile, `{"s": "b", "items": [1]}`)
+	runtime.ReadMemStats(&after)
+	if len(delivered) != 1 || !strings.Contains(delivered[0], `"copies":["bb"]`) {
+		t.Errorf("delivered %q, want only the small message", delivered)
+	}
+	if len(dead) != 1 || dead[0].Reason != pipeline.ReasonExpression || !strings.Contains(dead[0].Error, "cost limit") {
+		t.Fatalf("dead letters %+v, want one expression_error about the cost limit", dead)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("the run allocated %d MB, want under 64 MB", n>>20)
 	}
 }
 

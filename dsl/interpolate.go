@@ -16,8 +16,8 @@ import (
 //
 // A NAME is a letter or underscore followed by letters, digits and
 // underscores. A default is taken literally up to the first "}" and may
-// not itself contain "${". Mapping keys are never interpolated, and
-// nodes reached only through an alias are interpolated once, where their
+// not itself contain "${". Mapping keys are never interpolation, and
+// nodes reached only through an alias are interpolation once, where their
 // anchor is.
 //
 // Substitution happens after parsing, on each scalar's value, and
@@ -48,15 +48,33 @@ import (
 // error messages can avoid echoing secrets; a value that only used its
 // defaults is not among them.
 func Interpolate(file string, root *yaml.Node, lookup func(string) (string, bool)) (fromEnv map[*yaml.Node]bool, errs Errors) {
-	fromEnv, _, errs = interpolate(file, root, lookup)
-	return fromEnv, errs
+	in, errs := interpolate(file, root, lookup)
+	return in.fromEnv, errs
 }
 
-// interpolate is [Interpolate] that also returns, for each scalar in
-// fromEnv, the texts it took from lookup, so a kind can hide exactly them
-// when it shows its config (a URL in an error).
-func interpolate(file string, root *yaml.Node, lookup func(string) (string, bool)) (fromEnv map[*yaml.Node]bool, envText map[*yaml.Node][]string, errs Errors) {
-	fromEnv, envText = map[*yaml.Node]bool{}, map[*yaml.Node][]string{}
+// envRef is the first well-formed ${NAME} reference of a scalar, and where
+// it was.
+type envRef struct {
+	name string
+	pos  Pos
+}
+
+// interpolation is what [Interpolate] learns about the scalars it changed.
+type interpolation struct {
+	// fromEnv marks scalars that took text from the environment.
+	fromEnv map[*yaml.Node]bool
+	// envText holds, per scalar in fromEnv, the texts taken from the
+	// environment, so a kind can hide exactly them when it shows its config
+	// (a URL in an error).
+	envText map[*yaml.Node][]string
+	// refs holds the first reference of each scalar that had one, so
+	// expression fields can refuse them.
+	refs map[*yaml.Node]envRef
+}
+
+// interpolate is Interpolate, also returning what it learnt per scalar.
+func interpolate(file string, root *yaml.Node, lookup func(string) (string, bool)) (in interpolation, errs Errors) {
+	in = interpolation{map[*yaml.Node]bool{}, map[*yaml.Node][]string{}, map[*yaml.Node]envRef{}}
 	seen := map[*yaml.Node]bool{}
 	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
@@ -74,15 +92,15 @@ func interpolate(file string, root *yaml.Node, lookup func(string) (string, bool
 				walk(n.Content[i])
 			}
 		case yaml.ScalarNode:
-			interpScalar(file, n, lookup, fromEnv, envText, &errs)
+			interpScalar(file, n, lookup, in, &errs)
 		}
 	}
 	walk(root)
-	return fromEnv, envText, errs
+	return in, errs
 }
 
 // interpScalar interpolates one scalar.
-func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool), fromEnv map[*yaml.Node]bool, envText map[*yaml.Node][]string, errs *Errors) {
+func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool), in interpolation, errs *Errors) {
 	s := n.Value
 	if !strings.Contains(s, "${") {
 		return
@@ -135,6 +153,9 @@ func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool),
 			fail(at, "nested reference in the default of %q is not supported", s[at:])
 			continue
 		}
+		if _, seen := in.refs[n]; !seen {
+			in.refs[n] = envRef{name, interpPos(file, n, at)}
+		}
 		if v, ok := lookup(name); ok {
 			b.WriteString(v)
 			used = true
@@ -152,8 +173,8 @@ func interpScalar(file string, n *yaml.Node, lookup func(string) (string, bool),
 	}
 	n.Value = b.String()
 	if used {
-		fromEnv[n] = true
-		envText[n] = texts
+		in.fromEnv[n] = true
+		in.envText[n] = texts
 	}
 	if n.Style == 0 {
 		n.Tag = ""

@@ -66,7 +66,7 @@ func Parse(file string, src []byte, opts *Options) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	fromEnv, envText, ierrs := interpolate(file, root, opts.lookup())
+	in, ierrs := interpolate(file, root, opts.lookup())
 	errs = append(errs, ierrs...)
 	p := &parser{
 		c: &Config{
@@ -74,8 +74,10 @@ func Parse(file string, src []byte, opts *Options) (*Config, error) {
 			Src:     src,
 			Root:    root,
 			Extra:   map[string]*yaml.Node{},
-			fromEnv: fromEnv,
-			envText: envText,
+			fromEnv: in.fromEnv,
+			envText: in.envText,
+			envRefs: in.refs,
+			lookup:  opts.lookup(),
 		},
 		opts: opts,
 		errs: errs,

@@ -116,6 +116,9 @@ func (d *decoder) retry(val *yaml.Node, n *Node, env component.Env) resilience.P
 	}
 	if cfg.RetryOn != "" {
 		src := keyValue(val, "retry_on")
+		if d.refuseEnvRef(src, what+".retry_on", false) {
+			return nil
+		}
 		pred, err := expr.CompileErrorPredicate(cfg.RetryOn)
 		if err != nil {
 			d.exprErrors(src, err, what+".retry_on")

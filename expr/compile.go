@@ -3,11 +3,11 @@ package expr
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common"
-	"github.com/google/cel-go/common/types"
 )
 
 // DefaultCostLimit is the evaluation cost limit of a program compiled
@@ -20,7 +20,9 @@ type Option func(*config)
 
 type config struct {
 	costLimit  uint64
-	boolResult bool
+	timeLimit  time.Duration
+	results    []string
+	lookup     func(string) (string, bool)
 	fullDecode bool
 	vars       []string
 }
@@ -30,10 +32,10 @@ func WithCostLimit(limit uint64) Option {
 	return func(c *config) { c.costLimit = limit }
 }
 
-// WithBoolResult makes Compile reject an expression whose type is known and
-// is not bool, as a filter needs.
-func WithBoolResult() Option {
-	return func(c *config) { c.boolResult = true }
+// WithTimeLimit sets the time after which an evaluation whose cost is
+// tracked (see Compile) stops with ErrTimeLimit; 0 means no time limit.
+func WithTimeLimit(d time.Duration) Option {
+	return func(c *config) { c.timeLimit = d }
 }
 
 // WithVariables declares more variables of type dyn, besides msg, meta, raw
@@ -98,7 +100,7 @@ func (es Errors) Unwrap() []error {
 // (typically comprehensions over msg); evaluation of any other is bounded
 // already.
 func Compile(src string, opts ...Option) (*Program, error) {
-	cfg := config{costLimit: DefaultCostLimit}
+	cfg := config{costLimit: DefaultCostLimit, timeLimit: DefaultTimeLimit}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -112,17 +114,17 @@ func Compile(src string, opts ...Option) (*Program, error) {
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
 		errs := make(Errors, 0, len(iss.Errors()))
+		vars := declaredVars(cfg.vars)
 		for _, e := range iss.Errors() {
-			errs = append(errs, newError(e.Location, e.Message, nil))
+			errs = append(errs, newError(e.Location, hintUndeclared(e.Message, vars), nil))
 		}
 		return nil, errs
 	}
-	if cfg.boolResult {
-		if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
-			return nil, Errors{{Line: 1, Column: 1, Msg: fmt.Sprintf("expression has type %s, want bool", t)}}
-		}
+	if e := checkResult(env, ast, cfg.results); e != nil {
+		return nil, Errors{e}
 	}
 	progOpts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	tracked := false
 	est, err := env.EstimateCost(ast, noEstimates{})
 	switch {
 	case err == nil && est.Min > cfg.costLimit:
@@ -131,13 +133,25 @@ func Compile(src string, opts ...Option) (*Program, error) {
 	case err != nil || est.Max > cfg.costLimit:
 		// Runtime cost tracking allocates on every call, so only programs
 		// that might exceed the limit pay for it.
-		progOpts = append(progOpts, cel.CostLimit(cfg.costLimit))
+		// sizeCost charges what pipe's + and the strings extension build.
+		// cel-go's tracker is quadratic in the iterations of one
+		// comprehension, so the time limit bounds what the cost limit
+		// cannot bound soon enough.
+		progOpts = append(progOpts, cel.CostLimit(cfg.costLimit), cel.CostTracking(sizeCost{}),
+			cel.InterruptCheckFrequency(interruptEvery))
+		tracked = true
 	}
 	prg, err := env.Program(ast, progOpts...)
 	if err != nil {
 		return nil, Errors{{Line: 1, Column: 1, Msg: err.Error()}}
 	}
-	p := &Program{src: src, ast: ast, prg: prg, costLimit: cfg.costLimit}
+	p := &Program{src: src, ast: ast, prg: prg, costLimit: cfg.costLimit, celEnv: env}
+	if tracked {
+		p.timeLimit = cfg.timeLimit
+	}
+	if errs := p.bindEnv(cfg.lookup); len(errs) > 0 {
+		return nil, errs
+	}
 	p.access = analyzeMsg(ast.NativeRep().Expr())
 	if cfg.fullDecode && p.access.use == msgFields {
 		p.access = msgAccess{use: msgWhole}

@@ -56,6 +56,22 @@ func TestWithBoolResult(t *testing.T) {
 	run(`msg.ok`, false) // dyn: checked at evaluation
 	run(`1 + 2`, true)
 	run(`"yes"`, true)
+	// dyn, but no candidate overload of + returns a bool.
+	run(`msg.id + 1`, true)
+	run(`msg.a + msg.b`, true)
+	run(`msg.a == msg.b`, false)
+	run(`msg.flags[0]`, false) // dyn index: checked at evaluation
+	run(`[true].exists(x, x)`, false)
+}
+
+func TestWithResultErrorNamesTheTypes(t *testing.T) {
+	_, err := Compile(`msg.id + 1`, WithBoolResult())
+	if err == nil || err.Error() != "1:1: expression has type double or int, want bool" {
+		t.Errorf("Compile(`msg.id + 1`, WithBoolResult()) = %v", err)
+	}
+	if _, err := CompileErrorPredicate(`error.status + 1`); err == nil || !strings.Contains(err.Error(), "want bool") {
+		t.Errorf("CompileErrorPredicate(`error.status + 1`) = %v, want a type error", err)
+	}
 }
 
 // nested is a comprehension over literal lists that costs over 10,000.

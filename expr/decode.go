@@ -33,7 +33,7 @@ func (e *SyntaxError) Error() string {
 func (e *SyntaxError) Unwrap() error { return e.Err }
 
 // DecodeJSON decodes one JSON document into map[string]any, []any, string,
-// int64, uint64, float64, bool and nil, following the number rules in the
+// int64, uint64, BigInt, float64, bool and nil, following the number rules in the
 // package doc. Strings keep invalid UTF-8 bytes as U+FFFD, as encoding/json
 // does; when an object repeats a key the last value wins. Errors are
 // *SyntaxError values.
@@ -292,6 +292,9 @@ func (d *decoder) number() (any, error) {
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil {
 		return nil, &SyntaxError{Offset: start, Msg: fmt.Sprintf("%s: %s", ErrNumberRange, lit), Err: ErrNumberRange}
+	}
+	if integral {
+		return BigInt(lit), nil
 	}
 	return f, nil
 }

@@ -1,12 +1,13 @@
 // Package expr compiles and evaluates pipe's CEL expressions over JSON messages.
 //
-// Every expression is compiled in one CEL environment that declares four
+// Every expression is compiled in one CEL environment that declares five
 // variables:
 //
 //	msg   dyn                  the message body decoded from JSON
 //	meta  map(string, string)  the message metadata
 //	raw   bytes                the message body as received
 //	seq   int                  the sequence number (meaningful in the generate source)
+//	env   map(string, string)  environment variables, read as env.NAME (WithEnv)
 //
 // The environment holds the CEL standard library, the optional types
 // (msg.?field), and the strings, math, encoders, lists, sets and bindings
@@ -20,8 +21,11 @@
 // Decoding (DecodeJSON and msg):
 //   - A number written as an integer literal, with neither a fraction nor an
 //     exponent, is an int if it fits in int64, else a uint if it fits in
-//     uint64, else a double. So 3 and -7 are ints, 9007199254740993 and
-//     18446744073709551615 keep every digit, and 1e3, 15.0 and 15.5 are doubles.
+//     uint64, else a BigInt, which CEL reads as the nearest double and
+//     EncodeJSON writes as its original text. So 3 and -7 are ints,
+//     9007199254740993 and 18446744073709551615 keep every digit,
+//     -9223372036854775809 passes through unchanged unless an expression
+//     reads it, and 1e3, 15.0 and 15.5 are doubles.
 //   - Every other number is a double. A number out of the double range (1e400)
 //     is a decoding error.
 //

@@ -43,6 +43,9 @@ type encoder struct {
 	keys  []celKey
 	strs  []string
 	depth int
+	// limit, if positive, is the length past which buf is refused with
+	// ErrValueTooLarge; EvalJSON sets it to MaxValueSize.
+	limit int
 }
 
 // celKey is a CEL map key with its JSON spelling and, if known, its value.
@@ -52,10 +55,16 @@ type celKey struct {
 	v ref.Val
 }
 
+// maxPooledBuffer is the largest buffer an encoder keeps in the pool.
+const maxPooledBuffer = 1 << 20
+
 var encoderPool = sync.Pool{New: func() any { return new(encoder) }}
 
 func (e *encoder) release() {
-	e.buf, e.depth = e.buf[:0], 0
+	e.buf, e.depth, e.limit = e.buf[:0], 0, 0
+	if cap(e.buf) > maxPooledBuffer {
+		e.buf = nil // do not keep one large result's buffer for ever
+	}
 	clear(e.keys[:cap(e.keys)])
 	clear(e.strs[:cap(e.strs)])
 	e.keys, e.strs = e.keys[:0], e.strs[:0]
@@ -71,6 +80,9 @@ func (e *encoder) enter() error {
 
 // native encodes a Go value, handing CEL values to cel.
 func (e *encoder) native(v any) error {
+	if err := e.full(); err != nil {
+		return err
+	}
 	switch v := v.(type) {
 	case nil:
 		e.buf = append(e.buf, "null"...)
@@ -101,6 +113,8 @@ func (e *encoder) native(v any) error {
 		e.depth--
 	case uint64:
 		e.buf = strconv.AppendUint(e.buf, v, 10)
+	case BigInt:
+		e.buf = append(e.buf, v...)
 	case int:
 		e.buf = strconv.AppendInt(e.buf, int64(v), 10)
 	case []byte:
@@ -175,6 +189,9 @@ func (e *encoder) sortedKeys(n int, each func(add func(string))) []string {
 
 // cel encodes a CEL value.
 func (e *encoder) cel(v ref.Val) error {
+	if err := e.full(); err != nil {
+		return err
+	}
 	switch v := v.(type) {
 	case types.String:
 		e.str(string(v))

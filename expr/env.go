@@ -48,6 +48,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable(varMeta, cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable(varRaw, cel.BytesType),
 		cel.Variable(varSeq, cel.IntType),
+		cel.Variable(varEnv, cel.MapType(cel.StringType, cel.StringType)),
 		cel.CrossTypeNumericComparisons(true),
 		cel.OptionalTypes(),
 		ext.Strings(),
@@ -58,6 +59,12 @@ func newEnv() (*cel.Env, error) {
 		ext.Bindings(),
 	}
 	opts = append(opts, arithmeticFuncs()...)
+	opts = append(opts, boundedStrings()...)
+	format, err := boundedFormat()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, format...)
 	return cel.NewCustomEnv(opts...)
 }
 

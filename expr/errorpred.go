@@ -47,12 +47,12 @@ func CompileErrorPredicate(src string) (*ErrorPredicate, error) {
 	if iss.Err() != nil {
 		errs := make(Errors, 0, len(iss.Errors()))
 		for _, e := range iss.Errors() {
-			errs = append(errs, newError(e.Location, e.Message, nil))
+			errs = append(errs, newError(e.Location, hintUndeclared(e.Message, []string{varError}), nil))
 		}
 		return nil, errs
 	}
-	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
-		return nil, Errors{{Line: 1, Column: 1, Msg: fmt.Sprintf("expression has type %s, want bool", t)}}
+	if e := checkResult(errEnvVal, ast, []string{ResultBool}); e != nil {
+		return nil, Errors{e}
 	}
 	prg, err := errEnvVal.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(DefaultCostLimit))
 	if err != nil {

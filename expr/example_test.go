@@ -37,5 +37,5 @@ func ExampleCompile_error() {
 	_, err := expr.Compile("msg.level == 'error' &&\n  nope(msg)")
 	fmt.Println(err)
 	// Output:
-	// 2:7: undeclared reference to 'nope' (in container '')
+	// 2:7: undeclared reference to 'nope'
 }

@@ -1,10 +1,13 @@
 package expr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -42,8 +45,18 @@ type Program struct {
 	ast       *cel.Ast
 	prg       cel.Program
 	costLimit uint64
+	// timeLimit is the time limit of a program whose cost is tracked, 0
+	// for any other.
+	timeLimit time.Duration
 	access    msgAccess
-	states    sync.Pool // *evalState
+	// env holds the environment values the expression reads (env.NAME).
+	env    map[string]string
+	states sync.Pool // *evalState
+	// celEnv compiled the program; statePrg, built on the first "no such
+	// overload" error, evaluates it again to name the operand types.
+	celEnv    *cel.Env
+	stateOnce sync.Once
+	statePrg  cel.Program
 }
 
 // evalState is the per-evaluation scratch a Program reuses.
@@ -68,21 +81,51 @@ func (p *Program) UsesMsg() bool { return p.access.use != msgUnused }
 
 // Eval evaluates the program on in. It never panics. The error is non-nil
 // exactly when the value is nil: a *SyntaxError (wrapped) if the expression
-// reads msg and Raw is not valid JSON, an *Error wrapping ErrCostLimit if the
-// cost limit was reached, or an *Error at the failing subexpression for any
-// other runtime error (no such key, overflow, division by zero, ...).
+// reads msg and Raw is not valid JSON, an *Error wrapping ErrCostLimit,
+// ErrTimeLimit or ErrValueTooLarge if a limit was reached, or an *Error at
+// the failing subexpression for any other runtime error (no such key,
+// overflow, division by zero, no such overload: string > int, ...). No error
+// text contains an environment value the expression read (WithEnv).
 func (p *Program) Eval(in *Input) (ref.Val, error) {
 	st := p.states.Get().(*evalState)
 	defer p.release(st)
-	st.act.in = in
+	st.act.in, st.act.env = in, p.env
 	if err := p.bindMsg(st, in); err != nil {
 		return nil, err
 	}
-	out, _, err := p.prg.Eval(&st.act)
+	out, err := p.run(&st.act)
 	if err != nil {
-		return nil, p.evalError(err)
+		e := p.evalError(err)
+		var celErr *types.Err
+		if ee, ok := e.(*Error); ok && errors.As(err, &celErr) && strings.HasPrefix(ee.Msg, "no such overload") {
+			if msg := p.noSuchOverload(&st.act, celErr.NodeID()); msg != "" {
+				ee.Msg = msg
+			}
+		}
+		if p.env != nil {
+			if ee, ok := e.(*Error); ok {
+				// The cause keeps its identity unless it quotes a value.
+				ee.Msg = p.scrub(ee.Msg)
+				if ee.Err != nil && p.scrub(ee.Err.Error()) != ee.Err.Error() {
+					ee.Err = errors.New(p.scrub(ee.Err.Error()))
+				}
+			}
+		}
+		return nil, e
 	}
 	return out, nil
+}
+
+// run evaluates the program on act, within the time limit if it has one.
+func (p *Program) run(act *activation) (ref.Val, error) {
+	if p.timeLimit <= 0 {
+		out, _, err := p.prg.Eval(act)
+		return out, err
+	}
+	ctx, cancel := context.WithTimeoutCause(context.Background(), p.timeLimit, ErrTimeLimit)
+	defer cancel()
+	out, _, err := p.prg.ContextEval(ctx, act)
+	return out, err
 }
 
 func (p *Program) release(st *evalState) {
@@ -123,6 +166,9 @@ func (p *Program) evalError(err error) error {
 	if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
 		return &Error{Msg: fmt.Sprintf("%v (limit %d)", ErrCostLimit, p.costLimit), Err: ErrCostLimit}
 	}
+	if errors.Is(err, ErrTimeLimit) {
+		return &Error{Msg: fmt.Sprintf("%v (limit %v)", ErrTimeLimit, p.timeLimit), Err: ErrTimeLimit}
+	}
 	var celErr *types.Err
 	if errors.As(err, &celErr) {
 		loc := p.ast.NativeRep().SourceInfo().GetStartLocation(celErr.NodeID())
@@ -155,7 +201,11 @@ func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
 	}
 	e := encoderPool.Get().(*encoder)
 	defer e.release()
+	e.limit = MaxValueSize
 	if err := e.cel(out); err != nil {
+		if errors.Is(err, ErrValueTooLarge) {
+			return nil, nil, &Error{Msg: err.Error(), Err: err}
+		}
 		return nil, nil, fmt.Errorf("encoding result: %w", err)
 	}
 	body = slices.Clone(e.buf)
@@ -170,6 +220,10 @@ func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
 type activation struct {
 	in  *Input
 	msg any
+	// msgVal is msg as a CEL value, converted on first use: a
+	// comprehension resolves msg once per iteration.
+	msgVal any
+	env    map[string]string
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -177,7 +231,10 @@ var _ interpreter.Activation = (*activation)(nil)
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case varMsg:
-		return a.msg, true
+		if a.msgVal == nil {
+			a.msgVal = celValue(a.msg)
+		}
+		return a.msgVal, true
 	case varMeta:
 		if a.in.Meta == nil {
 			return emptyMeta, true
@@ -187,9 +244,14 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return types.Bytes(a.in.Raw), true
 	case varSeq:
 		return types.Int(a.in.Seq), true
+	case varEnv:
+		if a.env == nil {
+			return emptyMeta, true
+		}
+		return a.env, true
 	}
 	v, ok := a.in.Vars[name]
-	return v, ok
+	return celValue(v), ok
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
@@ -198,7 +260,7 @@ var emptyMeta = map[string]string{}
 
 // EvalNative evaluates the program and returns its result as DecodeJSON
 // would decode EncodeJSON(result): map[string]any, []any, string, int64,
-// uint64, float64, bool or nil.
+// uint64, BigInt, float64, bool or nil.
 func (p *Program) EvalNative(in *Input) (any, error) {
 	_, v, err := p.EvalJSON(in)
 	return v, err

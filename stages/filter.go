@@ -10,7 +10,7 @@ import (
 )
 
 type filterConfig struct {
-	Condition *expr.Program `pipe:"condition,required" desc:"CEL predicate over msg, meta and raw. Messages for which it is false are dropped and acked." example:"msg.level == \"error\""`
+	Condition *expr.Program `pipe:"condition,required" result:"bool" desc:"CEL predicate over msg, meta and raw. Messages for which it is false are dropped and acked." example:"msg.level == \"error\""`
 }
 
 func init() {

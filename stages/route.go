@@ -15,7 +15,7 @@ const RouteDefault = "default"
 
 type routeCase struct {
 	Name string        `pipe:"name,required" desc:"Output port of this case; a graph node reads it with inputs: [ROUTER.NAME]." example:"errors"`
-	When *expr.Program `pipe:"when,required" desc:"CEL predicate over msg, meta and raw; the first case that holds takes the message." example:"msg.level == \"error\""`
+	When *expr.Program `pipe:"when,required" result:"bool" desc:"CEL predicate over msg, meta and raw; the first case that holds takes the message." example:"msg.level == \"error\""`
 }
 
 type routeConfig struct {

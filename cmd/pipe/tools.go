@@ -148,6 +148,8 @@ func fieldType(f component.Field) string {
 		return strings.Join(f.Enum, "|")
 	case f.Elem != "":
 		return f.Type + " of " + f.Elem
+	case len(f.Result) > 0:
+		return f.Type + " (" + strings.Join(f.Result, "|") + ")"
 	}
 	return f.Type
 }

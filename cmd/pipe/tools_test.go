@@ -53,7 +53,7 @@ func TestKindsDescribesEveryRegisteredField(t *testing.T) {
 			}
 		}
 	}
-	if code, out, _ := runCLI("kinds", "filter"); code != exitOK || !strings.Contains(out, "condition (expr), required") {
+	if code, out, _ := runCLI("kinds", "filter"); code != exitOK || !strings.Contains(out, "condition (expr (bool)), required") {
 		t.Errorf("pipe kinds filter = %d\n%s", code, out)
 	}
 	if code, _, stderr := runCLI("kinds", "nope"); code != exitConfig || !strings.Contains(stderr, `no kind "nope"`) {
