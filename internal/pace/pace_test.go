@@ -59,7 +59,7 @@ func TestBucketNeverAccumulatesRounding(t *testing.T) {
 	b := NewBucket(3, 1)
 	b.Reserve(t0)
 	b.n = 3_000_000_000 // as if three billion events had been scheduled
-	if got, want := b.tat().Sub(t0), 1_000_000_000 * time.Second; got != want {
+	if got, want := b.tat().Sub(t0), 1_000_000_000*time.Second; got != want {
 		t.Errorf("TAT after 3e9 events at 3/s = t0+%v, want t0+%v", got, want)
 	}
 }
