@@ -88,7 +88,12 @@ func (b *Bucket) Allow(now time.Time) bool {
 	return true
 }
 
-func (b *Bucket) Full(now time.Time) bool { return b.origin.IsZero() || !b.tat().After(now) }
+func (b *Bucket) FullAt() time.Time {
+	if b.origin.IsZero() {
+		return time.Time{}
+	}
+	return b.tat()
+}
 
 // Cancel gives back the latest reservation. A Bucket cannot tell which
 // reservation at belongs to, nor need it: every reservation moves TAT by the

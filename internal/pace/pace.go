@@ -39,10 +39,11 @@ type Schedule interface {
 	// Allow records an admission at now if the limit permits one at now,
 	// and reports whether it did.
 	Allow(now time.Time) bool
-	// Full reports whether at now the limit holds its whole allowance: no
-	// past admission constrains any later one, so the schedule behaves as a
-	// new one would.
-	Full(now time.Time) bool
+	// FullAt returns the time from which the limit holds its whole
+	// allowance again: no admission recorded so far constrains one at or
+	// after it, so from then on the schedule behaves as a new one would. It
+	// is the zero Time when nothing was recorded.
+	FullAt() time.Time
 	// Cancel gives back a reservation scheduled at at (as returned by
 	// Reserve), so later events are not held back by an event that never
 	// passed, and reports whether it did. A schedule may give back only its
@@ -82,8 +83,10 @@ func New(s Schedule) *Pacer { return &Pacer{s: s} }
 //
 // The event is taken to arrive lag earlier than now, where lag is how late
 // the previous admission was: with a punctual wake-up it would have. That
-// credit lapses once the schedule is full at the credited time: a limit
-// that had nothing left to hold back owes nothing.
+// credit lapses once the schedule has been full for at least lag at the
+// credited time: the consumer stayed away longer than the debt, so a
+// punctual timeline would have had nothing left to catch up either. A
+// shorter pause (a consumer's hiccup during the catch-up) keeps the credit.
 func (p *Pacer) Reserve(now time.Time) (at time.Time, limited bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -91,7 +94,7 @@ func (p *Pacer) Reserve(now time.Time) (at time.Time, limited bool) {
 	if v.Before(p.last) {
 		v = p.last
 	}
-	if p.s.Full(v) {
+	if full := p.s.FullAt(); !full.After(v) && v.Sub(full) >= p.lag {
 		v, p.lag = now, 0
 	}
 	p.last = v
@@ -140,7 +143,7 @@ func (p *Pacer) Allow(now time.Time) bool {
 func (p *Pacer) Full(now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.s.Full(now)
+	return !p.s.FullAt().After(now)
 }
 
 // Clone returns an independent Pacer with the same schedule and credit.

@@ -45,11 +45,8 @@ func TestBucketSchedulesBurstAtOnceThenOnePerInterval(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Reserve(t0) x6 = %v, want %v", got, want)
 	}
-	if b.Full(t0.Add(1499 * ms)) {
-		t.Errorf("Full(t0+1.499s) = true, want false: the last token is spent until 1.5s")
-	}
-	if !b.Full(t0.Add(1500 * ms)) {
-		t.Errorf("Full(t0+1.5s) = false, want true")
+	if got := b.FullAt().Sub(t0); got != 1500*ms {
+		t.Errorf("FullAt() = t0+%v, want t0+1.5s: the last token is spent until then", got)
 	}
 }
 
@@ -96,6 +93,35 @@ func TestPacerKeepsTheRateWhateverHowLateWakeUpsAre(t *testing.T) {
 					n, got, ideal, maxLate, 100*(got-ideal).Seconds()/ideal.Seconds())
 			}
 		})
+	}
+}
+
+func TestPacerKeepsTheCreditThroughAHiccupShorterThanTheDebt(t *testing.T) {
+	// At 1000/s, burst 1: a waiter scheduled at 1ms wakes at 11ms, so the
+	// events due at 2..11ms are owed. The consumer takes three (2, 3, 4ms),
+	// then pauses 2ms. A punctual timeline would have lost 1ms of that
+	// pause (the event due at 5ms arriving at 6ms), so the events due at
+	// 6..13ms pass at once at 13ms: eight, not one.
+	p := New(NewBucket(1000, 1))
+	ms := time.Millisecond
+	p.Reserve(t0)
+	at, _ := p.Reserve(t0)
+	now := at.Add(10 * ms)
+	p.Admitted(at, now)
+	for range 3 {
+		if at, _ := p.Reserve(now); at.After(now) {
+			t.Fatalf("event due at t0+%v waits at t0+%v, want it passed at once", at.Sub(t0), now.Sub(t0))
+		}
+	}
+	now = now.Add(2 * ms)
+	n := 0
+	for ; n < 100; n++ {
+		if at, _ := p.Reserve(now); at.After(now) {
+			break
+		}
+	}
+	if n != 8 {
+		t.Errorf("after a 2ms hiccup with 7ms owed, %d events passed at once, want 8", n)
 	}
 }
 

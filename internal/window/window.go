@@ -168,12 +168,16 @@ func (l *Limiter) Cancel(at time.Time) bool {
 	return true
 }
 
-// Full reports whether no admission lies in (now-window, now] or later: the
-// Limiter then admits exactly what a new one would.
-func (l *Limiter) Full(now time.Time) bool {
+// FullAt returns the time the newest admission leaves the window: from then
+// on the Limiter admits exactly what a new one would. It is the zero Time
+// when nothing was admitted.
+func (l *Limiter) FullAt() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.times) == 0 || !now.Before(l.newest().Add(l.window))
+	if len(l.times) == 0 {
+		return time.Time{}
+	}
+	return l.newest().Add(l.window)
 }
 
 // Clone returns an independent Limiter holding the same admissions.

@@ -224,11 +224,8 @@ func TestReserveSchedulesTheSlotNotTheWakeUp(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Reserve(t0) x5 = %v, want %v", got, want)
 	}
-	if l.Full(at(2999 * time.Millisecond)) {
-		t.Errorf("Full(2.999s) = true, want false: the reservation at 2s holds the window until 3s")
-	}
-	if !l.Full(at(3 * time.Second)) {
-		t.Errorf("Full(3s) = false, want true")
+	if got := l.FullAt().Sub(t0); got != 3*time.Second {
+		t.Errorf("FullAt() = %v, want 3s: the reservation at 2s holds the window until then", got)
 	}
 	if !l.Cancel(at(2*time.Second)) || l.Cancel(at(time.Second)) {
 		t.Errorf("Cancel: want only the latest reservation given back, once")
