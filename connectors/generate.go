@@ -33,35 +33,45 @@ func newGenerate(c *generateConfig, env component.Env) (pipeline.Source, error) 
 	return &generate{cfg: *c, clock: env.Clock}, nil
 }
 
+// stallAtLeast is the shortest Send that counts as downstream holding the
+// source back (see Read); shorter ones are the cost of a hand-off.
+const stallAtLeast = time.Millisecond
+
 // Read produces the messages. With an interval, message seq is due at
-// start + (seq-1)·interval on a pace.Pacer's timeline; a wait that wakes late
-// is followed at once by what came due meanwhile (up to pace.MaxLag), while
-// time spent blocked downstream is not made up.
+// start + (seq-1)·interval, a fixed timeline as time.Ticker keeps: a wait
+// that wakes late, or an evaluation that takes long, is followed at once by
+// what came due meanwhile (up to pace.MaxLag behind; further behind, the
+// timeline restarts). Time blocked downstream is not made up: a Send that
+// takes longer than an interval (and at least stallAtLeast) moves the
+// timeline on by that long, so backpressure never turns into a burst.
 func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
+	iv := g.cfg.Interval
 	var (
-		pacer *pace.Pacer
 		timer pipeline.Timer
+		due   time.Time
 	)
-	if g.cfg.Interval > 0 {
-		pacer = pace.New(pace.NewBucketEvery(g.cfg.Interval, 1))
-		timer = g.clock.NewTimer(g.cfg.Interval)
+	if iv > 0 {
+		timer = g.clock.NewTimer(iv)
 		timer.Stop()
 		defer timer.Stop()
+		due = g.clock.Now()
 	}
 	for seq := int64(1); g.cfg.Count == 0 || seq <= g.cfg.Count; seq++ {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if pacer != nil {
+		if iv > 0 {
 			now := g.clock.Now()
-			if at, _ := pacer.Reserve(now); at.After(now) {
-				timer.Reset(at.Sub(now))
+			switch {
+			case due.After(now):
+				timer.Reset(due.Sub(now))
 				select {
 				case <-ctx.Done():
 					return nil
 				case <-timer.C():
 				}
-				pacer.Admitted(at, g.clock.Now())
+			case now.Sub(due) > pace.MaxLag:
+				due = now
 			}
 		}
 		body, decoded, err := g.cfg.Message.EvalJSON(&expr.Input{Seq: seq})
@@ -70,8 +80,18 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 		}
 		m := pipeline.NewMessage(body, nil)
 		m.SetDecoded(decoded)
+		var sent time.Time
+		if iv > 0 {
+			sent = g.clock.Now()
+		}
 		if out.Send(ctx, m) != nil {
 			return nil
+		}
+		if iv > 0 {
+			due = due.Add(iv)
+			if held := g.clock.Now().Sub(sent); held > max(iv, stallAtLeast) {
+				due = due.Add(held)
+			}
 		}
 	}
 	return nil
