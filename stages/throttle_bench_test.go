@@ -78,32 +78,14 @@ func BenchmarkPacing(b *testing.B) {
 // reports how long they took against expected seconds. allowed(i, t) is
 // how many may have passed t seconds after the first.
 func benchPacing(b *testing.B, set func(c *throttleConfig), n int, expected float64, allowed func(i int, since float64) float64) {
-	v, err := newThrottle(throttleCfg(set), component.Env{Clock: pipeline.SystemClock})
-	if err != nil {
-		b.Fatal(err)
-	}
-	th := v.(*throttle)
-	ctx, m := context.Background(), msg("x")
-	loop := loopRate(b)
+	// The loop's own speed first, against a limit it never meets.
+	const probe = 200_000
+	secs, _ := runPaced(b, func(c *throttleConfig) { c.Rate, c.Burst = 1e15, 1 }, probe,
+		func(i int, since float64) float64 { return 1e15 * since })
+	loop := probe / secs
 	var actual, excess float64
 	for b.Loop() {
-		var first time.Time
-		excess = 0
-		for i := range n {
-			if _, err := th.Process(ctx, m); err != nil {
-				b.Fatal(err)
-			}
-			now := time.Now()
-			if i == 0 {
-				first = now
-			}
-			if e := float64(i+1) - allowed(i, now.Sub(first).Seconds()); e > excess {
-				excess = e
-			}
-			if i == n-1 {
-				actual = now.Sub(first).Seconds()
-			}
-		}
+		actual, excess = runPaced(b, set, n, allowed)
 	}
 	b.ReportMetric(expected, "expected_s")
 	b.ReportMetric(actual, "actual_s")
@@ -112,18 +94,16 @@ func benchPacing(b *testing.B, set func(c *throttleConfig), n int, expected floa
 	b.ReportMetric(loop/1e6, "loop_Mps")
 }
 
-// loopRate returns how many messages per second benchPacing's loop passes
-// through a throttle whose limit it never meets, over 200,000 messages.
-func loopRate(b *testing.B) float64 {
-	v, err := newThrottle(throttleCfg(func(c *throttleConfig) { c.Rate, c.Burst = 1e15, 1 }),
-		component.Env{Clock: pipeline.SystemClock})
+// runPaced passes n messages one after another through a new throttle
+// configured by set, on the real clock, and returns the seconds from the
+// first admission to the last and the most messages ahead of allowed.
+func runPaced(b *testing.B, set func(c *throttleConfig), n int, allowed func(i int, since float64) float64) (secs, excess float64) {
+	v, err := newThrottle(throttleCfg(set), component.Env{Clock: pipeline.SystemClock})
 	if err != nil {
 		b.Fatal(err)
 	}
 	th, ctx, m := v.(*throttle), context.Background(), msg("x")
-	const n = 200_000
 	var first time.Time
-	var excess float64
 	for i := range n {
 		if _, err := th.Process(ctx, m); err != nil {
 			b.Fatal(err)
@@ -132,7 +112,8 @@ func loopRate(b *testing.B) float64 {
 		if i == 0 {
 			first = now
 		}
-		excess = max(excess, float64(i)-1e15*now.Sub(first).Seconds()) // the same work as the loop
+		secs = now.Sub(first).Seconds()
+		excess = max(excess, float64(i+1)-allowed(i, secs))
 	}
-	return n / time.Since(first).Seconds()
+	return secs, excess
 }
