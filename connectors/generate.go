@@ -12,7 +12,7 @@ import (
 
 type generateConfig struct {
 	Count    int64         `pipe:"count" desc:"How many messages to produce; 0 means unbounded." example:"1000" min:"0"`
-	Interval time.Duration `pipe:"interval" desc:"One message per interval, on a fixed timeline: a late timer wake-up produces the messages that came due meanwhile, so the rate is exactly 1/interval. 0 produces as fast as downstream accepts." example:"1ms" min:"0"`
+	Interval time.Duration `pipe:"interval" desc:"One message per interval, on a fixed timeline: after a late timer wake-up or a slow evaluation the messages that came due meanwhile follow at once, so the rate is exactly 1/interval; time blocked downstream is not made up. 0 produces as fast as downstream accepts." example:"1ms" min:"0"`
 	Message  *expr.Program `pipe:"message,required" desc:"CEL expression for each body, encoded as JSON. seq is the message number, from 1." example:"{\"id\": seq, \"level\": seq % 10 == 0 ? \"error\" : \"info\"}"`
 }
 
