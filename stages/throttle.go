@@ -319,4 +319,6 @@ func joinLine(errs []error) error {
 // windowSchedule is a sliding window as a pace.Schedule.
 type windowSchedule struct{ *window.Limiter }
 
+var _ pace.Schedule = windowSchedule{}
+
 func (w windowSchedule) Clone() pace.Schedule { return windowSchedule{w.Limiter.Clone()} }

@@ -57,6 +57,10 @@ type Schedule interface {
 // never reads the clock: callers pass the time and do the waiting, as with
 // rate.Limiter's ReserveN. It is safe for concurrent use.
 //
+// Reserve (or Allow) is the one commit point: it records the admission in
+// the schedule. Admitted only sets the credit the next event gets, and
+// Cancel undoes a reservation whose event never passed.
+//
 // Block-mode use, one event:
 //
 //	at, limited := p.Reserve(now)
