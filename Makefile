@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 20s
 SOAK    ?= 60s
 
-.PHONY: all build test vet validate docs bench bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
+.PHONY: all build test vet validate docs bench bench-pacing bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -42,6 +42,12 @@ bench:
 
 bench-memory:
 	$(GO) test -run '^$$' -bench 'QuickstartMemory' -benchtime 1x ./bench/
+
+# How exactly throttle and generate pace: expected vs actual time at rates
+# from 1/s to 1,000,000/s, stage alone and through `pipe run`
+# (docs/flow-control.md). PACING_SECS (default 5) per case.
+bench-pacing:
+	scripts/bench-pacing.sh
 
 # Throughput with tracing off, at 1% and at 100% sampling (docs/observability.md).
 bench-tracing:
@@ -85,4 +91,4 @@ scaleout:
 	$(GO) test -tags scaleout -count=1 -v -timeout 30m ./test/scaleout/
 
 clean:
-	rm -rf bin bench.out bench-tracing.out
+	rm -rf bin bench.out bench-tracing.out bench-pacing.out

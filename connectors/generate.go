@@ -6,12 +6,13 @@ import (
 
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
+	"github.com/pipe-dsl/pipe/internal/pace"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
 
 type generateConfig struct {
 	Count    int64         `pipe:"count" desc:"How many messages to produce; 0 means unbounded." example:"1000" min:"0"`
-	Interval time.Duration `pipe:"interval" desc:"Pause between messages; 0 produces as fast as downstream accepts." example:"1ms" min:"0"`
+	Interval time.Duration `pipe:"interval" desc:"One message per interval, on a fixed timeline: after a late timer wake-up or a slow evaluation the messages that came due meanwhile follow at once, so the rate is exactly 1/interval; time blocked downstream is not made up. 0 produces as fast as downstream accepts." example:"1ms" min:"0"`
 	Message  *expr.Program `pipe:"message,required" desc:"CEL expression for each body, encoded as JSON. seq is the message number, from 1." example:"{\"id\": seq, \"level\": seq % 10 == 0 ? \"error\" : \"info\"}"`
 }
 
@@ -32,22 +33,46 @@ func newGenerate(c *generateConfig, env component.Env) (pipeline.Source, error) 
 	return &generate{cfg: *c, clock: env.Clock}, nil
 }
 
+// stallAtLeast is the shortest Send that counts as downstream holding the
+// source back (see Read); shorter ones are the cost of a hand-off.
+const stallAtLeast = time.Millisecond
+
+// Read produces the messages. With an interval, message seq is due at
+// start + (seq-1)·interval, a fixed timeline as time.Ticker keeps: a wait
+// that wakes late, or an evaluation that takes long, is followed at once by
+// what came due meanwhile (up to pace.MaxLag behind; further behind, the
+// timeline restarts). Time blocked downstream is not made up: a Send that
+// takes longer than an interval (and at least stallAtLeast) moves the
+// timeline on by that long, so backpressure never turns into a burst.
 func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
-	var tick pipeline.Timer
-	if g.cfg.Interval > 0 {
-		tick = g.clock.NewTimer(g.cfg.Interval)
-		defer tick.Stop()
+	iv := g.cfg.Interval
+	var (
+		timer pipeline.Timer
+		due   time.Time
+	)
+	if iv > 0 {
+		timer = g.clock.NewTimer(iv)
+		timer.Stop()
+		defer timer.Stop()
+		due = g.clock.Now()
 	}
 	for seq := int64(1); g.cfg.Count == 0 || seq <= g.cfg.Count; seq++ {
-		if tick != nil && seq > 1 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C():
-				tick.Reset(g.cfg.Interval)
-			}
-		} else if ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil
+		}
+		if iv > 0 {
+			now := g.clock.Now()
+			switch {
+			case due.After(now):
+				timer.Reset(due.Sub(now))
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-timer.C():
+				}
+			case now.Sub(due) > pace.MaxLag:
+				due = now
+			}
 		}
 		body, decoded, err := g.cfg.Message.EvalJSON(&expr.Input{Seq: seq})
 		if err != nil {
@@ -55,8 +80,18 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 		}
 		m := pipeline.NewMessage(body, nil)
 		m.SetDecoded(decoded)
+		var sent time.Time
+		if iv > 0 {
+			sent = g.clock.Now()
+		}
 		if out.Send(ctx, m) != nil {
 			return nil
+		}
+		if iv > 0 {
+			due = due.Add(iv)
+			if held := g.clock.Now().Sub(sent); held > max(iv, stallAtLeast) {
+				due = due.Add(held)
+			}
 		}
 	}
 	return nil

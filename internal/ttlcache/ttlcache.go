@@ -37,6 +37,7 @@ type Cache[K comparable, V any] struct {
 	maxKeys int
 	ttl     time.Duration
 	idle    bool
+	keep    func(v V, now time.Time) bool // nil: nothing outlives its ttl
 
 	mu    sync.Mutex
 	items map[K]*entry[K, V]
@@ -70,6 +71,16 @@ func New[K comparable, V any](maxKeys int, ttl time.Duration) *Cache[K, V] {
 // they were last accessed. It panics if maxKeys < 1 or ttl < 0.
 func NewIdle[K comparable, V any](maxKeys int, ttl time.Duration) *Cache[K, V] {
 	return newCache[K, V](maxKeys, ttl, true)
+}
+
+// NewIdleKept is NewIdle for values that must outlive their ttl while keep
+// reports true for them, such as a rate limiter still holding back its key:
+// a kept entry does not expire, and TryGetOrSet never evicts it. keep is
+// called with the cache locked and must not use the cache.
+func NewIdleKept[K comparable, V any](maxKeys int, ttl time.Duration, keep func(v V, now time.Time) bool) *Cache[K, V] {
+	c := newCache[K, V](maxKeys, ttl, true)
+	c.keep = keep
+	return c
 }
 
 func newCache[K comparable, V any](maxKeys int, ttl time.Duration, idle bool) *Cache[K, V] {
@@ -125,6 +136,26 @@ func (c *Cache[K, V]) GetOrSet(key K, now time.Time, newValue func() V) (v V, fo
 	}
 	e, _ := c.insert(key, newValue(), now)
 	return e.val, false
+}
+
+// TryGetOrSet is GetOrSet that never evicts a kept entry (see
+// NewIdleKept): when key is absent, the cache is full and its least recently
+// used entry is kept at now, it stores nothing and returns ok false. Only the
+// least recently used entry is considered, so the call stays O(1). In every
+// other case ok is true and v and found are GetOrSet's results.
+func (c *Cache[K, V]) TryGetOrSet(key K, now time.Time, newValue func() V) (v V, found, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.lookup(key, now); e != nil {
+		return e.val, true, true
+	}
+	c.trim(now)
+	if len(c.items) >= c.maxKeys && c.keep != nil && c.keep(c.root.prev.val, now) {
+		var zero V
+		return zero, false, false
+	}
+	e, _ := c.insert(key, newValue(), now)
+	return e.val, false, true
 }
 
 // Seen is the dedupe operation: it reports whether key is present and
@@ -232,14 +263,7 @@ const trimBatch = 4
 // NewIdle the tail is always the entry expiring first, so the expired
 // entries left by a burst of keys are released over the next inserts.
 func (c *Cache[K, V]) insert(key K, v V, now time.Time) (e *entry[K, V], evicted bool) {
-	for range trimBatch {
-		tail := c.root.prev
-		if tail == &c.root || !c.expired(tail, now) {
-			break
-		}
-		c.remove(tail)
-		c.stats.Expirations++
-	}
+	c.trim(now)
 	if len(c.items) >= c.maxKeys {
 		e = c.root.prev
 		if c.expired(e, now) {
@@ -261,6 +285,19 @@ func (c *Cache[K, V]) insert(key K, v V, now time.Time) (e *entry[K, V], evicted
 	return e, evicted
 }
 
+// trim removes up to trimBatch expired entries from the least recently used
+// end. c.mu must be held.
+func (c *Cache[K, V]) trim(now time.Time) {
+	for range trimBatch {
+		tail := c.root.prev
+		if tail == &c.root || !c.expired(tail, now) {
+			break
+		}
+		c.remove(tail)
+		c.stats.Expirations++
+	}
+}
+
 func (c *Cache[K, V]) setExpiry(e *entry[K, V], now time.Time) {
 	if c.ttl > 0 {
 		e.expires = now.Add(c.ttl)
@@ -268,7 +305,7 @@ func (c *Cache[K, V]) setExpiry(e *entry[K, V], now time.Time) {
 }
 
 func (c *Cache[K, V]) expired(e *entry[K, V], now time.Time) bool {
-	return c.ttl > 0 && !now.Before(e.expires)
+	return c.ttl > 0 && !now.Before(e.expires) && (c.keep == nil || !c.keep(e.val, now))
 }
 
 func (c *Cache[K, V]) moveToFront(e *entry[K, V]) {

@@ -355,3 +355,29 @@ func ExampleCache_DeleteIf() {
 	// forgotten: true
 	// redelivery duplicate: false
 }
+
+func TestKeptEntriesNeitherExpireNorMakeRoom(t *testing.T) {
+	// Values are the time until which an entry must be kept.
+	keep := func(until time.Time, now time.Time) bool { return now.Before(until) }
+	c := NewIdleKept[string, time.Time](2, time.Second, keep)
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, k := range []string{"a", "b"} {
+		if _, _, ok := c.TryGetOrSet(k, now, func() time.Time { return now.Add(time.Minute) }); !ok {
+			t.Fatalf("TryGetOrSet(%s) on a cache with room: ok false", k)
+		}
+	}
+	if _, _, ok := c.TryGetOrSet("c", now, func() time.Time { return now }); ok {
+		t.Errorf("TryGetOrSet(c) at a full cache of kept entries: ok true, want false (nothing evicted)")
+	}
+	now = now.Add(30 * time.Second) // past the ttl, still kept
+	if _, found := c.Get("a", now); !found {
+		t.Errorf("Get(a) after its ttl while kept: not found, want found")
+	}
+	now = now.Add(time.Minute) // past keep: b expires, a (used at 30s) too
+	if _, found, ok := c.TryGetOrSet("c", now, func() time.Time { return now }); !ok || found {
+		t.Errorf("TryGetOrSet(c) once nothing is kept = found %v, ok %v; want stored", found, ok)
+	}
+	if s := c.Stats(); s.Evictions != 0 || s.Expirations == 0 {
+		t.Errorf("Stats() = %+v, want expirations only", s)
+	}
+}

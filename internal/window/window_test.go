@@ -210,3 +210,32 @@ func ExampleLimiter() {
 	// t=900ms allowed=false next=1s
 	// t=1s allowed=true next=1.5s
 }
+
+func TestReserveSchedulesTheSlotNotTheWakeUp(t *testing.T) {
+	// limit 2 per second, three arrivals at 0: the third is scheduled at 1s.
+	// Its waiter waking late does not move the slot: the fifth arrival is
+	// still scheduled at 2s.
+	l := New(2, time.Second)
+	var got []time.Duration
+	for range 5 {
+		got = append(got, l.Reserve(t0).Sub(t0))
+	}
+	want := []time.Duration{0, 0, time.Second, time.Second, 2 * time.Second}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Reserve(t0) x5 = %v, want %v", got, want)
+	}
+	if got := l.FullAt().Sub(t0); got != 3*time.Second {
+		t.Errorf("FullAt() = %v, want 3s: the reservation at 2s holds the window until then", got)
+	}
+	if !l.Cancel(at(2*time.Second)) || l.Cancel(at(time.Second)) {
+		t.Errorf("Cancel: want only the latest reservation given back, once")
+	}
+	if next := l.Reserve(t0).Sub(t0); next != 2*time.Second {
+		t.Errorf("after Cancel, Reserve(t0) = %v, want 2s (the slot given back)", next)
+	}
+	c := l.Clone()
+	c.Reserve(t0)
+	if next := l.Reserve(t0).Sub(t0); next != 2*time.Second {
+		t.Errorf("Reserve on the original after a clone reserved = %v, want 2s", next)
+	}
+}
