@@ -49,7 +49,7 @@ func TestMetricsEndpointExportsNodeCountersLatencyAndQueues(t *testing.T) {
 	must(t, p.Run(context.Background()))
 
 	e, err := metrics.New(func() (string, []pipeline.NodeStats) { return p.Name, p.Stats() },
-		func() (int64, int64, int64) { return 10, 8, 2 })
+		func() metrics.SpanStats { return metrics.SpanStats{Ended: 10, Exported: 5, Failed: 2, Dropped: 2} })
 	must(t, err)
 	defer e.Shutdown(context.Background())
 	srv := httptest.NewServer(e.Handler())
@@ -69,6 +69,11 @@ func TestMetricsEndpointExportsNodeCountersLatencyAndQueues(t *testing.T) {
 		`pipe_node_latency_seconds_count{kind="filter",node="keep",pipeline="orders",role="stage"} 3`,
 		`pipe_node_latency_seconds_bucket{kind="filter",node="keep",pipeline="orders",role="stage",le="+Inf"} 3`,
 		`pipe_trace_spans_dropped_total 2`,
+		`pipe_trace_spans_failed_total 2`,
+		`pipe_trace_spans_exported_total 5`,
+		`pipe_trace_spans_queued 1`,
+		"\ngo_goroutines ",
+		"\nprocess_resident_memory_bytes ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
