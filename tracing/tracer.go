@@ -63,7 +63,7 @@ func NewTracer(tp trace.TracerProvider, ratio float64) *Tracer {
 	return &Tracer{
 		tracer: tp.Tracer("github.com/pipe-dsl/pipe/tracing"),
 		ratio:  ratio,
-		prop:   propagation.TraceContext{},
+		prop:   Propagator,
 	}
 }
 
