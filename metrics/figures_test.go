@@ -1,8 +1,6 @@
 package metrics_test
 
 import (
-	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -30,16 +28,7 @@ func TestFiguresAreExportedAsPipeScopeNameWithTheNodeAndTheirLabel(t *testing.T)
 			{Scope: "breaker", Name: "state", Help: "Breaker state.", Kind: pipeline.Gauge, Value: 0},
 		}},
 	}
-	e, err := metrics.New(func() (string, []pipeline.NodeStats) { return "orders", stats }, nil)
-	must(t, err)
-	defer e.Shutdown(context.Background())
-	srv := httptest.NewServer(e.Handler())
-	defer srv.Close()
-
-	code, body := get(t, srv.URL+"/metrics")
-	if code != 200 {
-		t.Fatalf("GET /metrics = %d\n%s", code, body)
-	}
+	body := scrape(t, func() (string, []pipeline.NodeStats) { return "orders", stats }, nil)
 	for _, want := range []string{
 		"# TYPE pipe_throttle_limited_total counter",
 		`pipe_throttle_limited_total{kind="throttle",node="slow",pipeline="orders"} 7`,
