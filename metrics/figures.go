@@ -27,6 +27,9 @@ func (c figureCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range ss {
 		for _, f := range s.Figures {
 			mname := FigureName(s.Kind, f)
+			if reserved(mname) {
+				continue // would clash with the node counters
+			}
 			d, ok := descs[mname]
 			if !ok {
 				d = newFigureDesc(mname, f)
@@ -88,6 +91,17 @@ func FigureName(kind string, f pipeline.Figure) string {
 		n += "_total"
 	}
 	return n
+}
+
+// reserved reports whether name belongs to the instruments New registers
+// itself: a node of kind "node" or "trace" must not break the scrape.
+func reserved(name string) bool {
+	for _, p := range []string{"pipe_node_", "pipe_source_", "pipe_trace_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func sanitize(s string) string {

@@ -27,6 +27,10 @@ func TestFiguresAreExportedAsPipeScopeNameWithTheNodeAndTheirLabel(t *testing.T)
 		{Name: "out2", Kind: "kafka", Role: pipeline.RoleSink, Figures: []pipeline.Figure{
 			{Scope: "breaker", Name: "state", Help: "Breaker state.", Kind: pipeline.Gauge, Value: 0},
 		}},
+		// A custom kind named "node" cannot clash with the node counters.
+		{Name: "odd", Kind: "node", Role: pipeline.RoleStage, Figures: []pipeline.Figure{
+			{Name: "messages_in", Kind: pipeline.Counter, Label: "x", LabelValue: "y", Value: 5},
+		}},
 	}
 	body := scrape(t, func() (string, []pipeline.NodeStats) { return "orders", stats }, nil)
 	for _, want := range []string{
