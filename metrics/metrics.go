@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -27,8 +28,16 @@ import (
 // `pipe run --watch` the pipeline behind it changes; counters then restart.
 type StatsFunc func() (name string, stats []pipeline.NodeStats)
 
-// SpanStatsFunc returns span counts: ended (sampled), exported, dropped.
-type SpanStatsFunc func() (ended, exported, dropped int64)
+// SpanStats counts sampled spans: Ended spans are queued for export, then
+// Exported, Failed (the exporter returned an error, or they were still
+// queued when the exporter was shut down) or Dropped (the queue was full);
+// the rest are still queued.
+type SpanStats struct {
+	Ended, Exported, Failed, Dropped int64
+}
+
+// SpanStatsFunc returns the span counts so far.
+type SpanStatsFunc func() SpanStats
 
 // Exporter serves /metrics, /healthz and /readyz. Create it with New; it
 // is safe for concurrent use.
@@ -53,8 +62,13 @@ func New(stats StatsFunc, spans SpanStatsFunc) (*Exporter, error) {
 	if err := register(mp.Meter("github.com/pipe-dsl/pipe/metrics"), stats, spans); err != nil {
 		return nil, err
 	}
-	if err := reg.Register(latencyCollector{stats}); err != nil {
-		return nil, fmt.Errorf("metrics: latency collector: %w", err)
+	for _, c := range []prometheus.Collector{
+		latencyCollector{stats}, figureCollector{stats},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: register collector: %w", err)
+		}
 	}
 	return e, nil
 }
@@ -120,26 +134,43 @@ func register(m metric.Meter, stats StatsFunc, spans SpanStatsFunc) error {
 	if err != nil || spans == nil {
 		return err
 	}
-	ended, err := m.Int64ObservableCounter("pipe.trace.spans.ended", metric.WithDescription("Sampled spans ended."))
+	return registerSpans(m, spans)
+}
+
+// span instruments, by the SpanStats field they read.
+var spanCounters = []struct {
+	name, desc string
+	value      func(SpanStats) int64
+}{
+	{"pipe.trace.spans.ended", "Sampled spans ended.", func(s SpanStats) int64 { return s.Ended }},
+	{"pipe.trace.spans.exported", "Spans the trace exporter accepted.", func(s SpanStats) int64 { return s.Exported }},
+	{"pipe.trace.spans.failed", "Spans lost because the exporter returned an error, or still queued when it was shut down.", func(s SpanStats) int64 { return s.Failed }},
+	{"pipe.trace.spans.dropped", "Spans dropped because the export queue was full (or tracing had shut down).", func(s SpanStats) int64 { return s.Dropped }},
+}
+
+func registerSpans(m metric.Meter, spans SpanStatsFunc) error {
+	var obs []metric.Observable
+	counters := make([]metric.Int64ObservableCounter, len(spanCounters))
+	for i, c := range spanCounters {
+		inst, err := m.Int64ObservableCounter(c.name, metric.WithDescription(c.desc))
+		if err != nil {
+			return err
+		}
+		counters[i], obs = inst, append(obs, inst)
+	}
+	queued, err := m.Int64ObservableGauge("pipe.trace.spans.queued", metric.WithDescription("Spans ended and waiting for export."))
 	if err != nil {
 		return err
 	}
-	exported, err := m.Int64ObservableCounter("pipe.trace.spans.exported", metric.WithDescription("Spans handed to the trace exporter."))
-	if err != nil {
-		return err
-	}
-	dropped, err := m.Int64ObservableCounter("pipe.trace.spans.dropped",
-		metric.WithDescription("Spans ended but not yet exported: queued, or dropped by a full queue."))
-	if err != nil {
-		return err
-	}
+	obs = append(obs, queued)
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		e, x, d := spans()
-		o.ObserveInt64(ended, e)
-		o.ObserveInt64(exported, x)
-		o.ObserveInt64(dropped, d)
+		s := spans()
+		for i, c := range spanCounters {
+			o.ObserveInt64(counters[i], c.value(s))
+		}
+		o.ObserveInt64(queued, s.Ended-s.Exported-s.Failed-s.Dropped)
 		return nil
-	}, ended, exported, dropped)
+	}, obs...)
 	return err
 }
 

@@ -34,6 +34,22 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// scrape serves an Exporter of stats and spans and returns its /metrics
+// page, failing unless it answers 200.
+func scrape(t *testing.T, stats metrics.StatsFunc, spans metrics.SpanStatsFunc) string {
+	t.Helper()
+	e, err := metrics.New(stats, spans)
+	must(t, err)
+	defer e.Shutdown(context.Background())
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	code, body := get(t, srv.URL+"/metrics")
+	if code != 200 {
+		t.Fatalf("GET /metrics = %d\n%s", code, body)
+	}
+	return body
+}
+
 func TestMetricsEndpointExportsNodeCountersLatencyAndQueues(t *testing.T) {
 	p := pipeline.New("orders")
 	must(t, p.AddSource("in", "generate", pipelinetest.NewSource("a", "b", "c")))
@@ -48,17 +64,8 @@ func TestMetricsEndpointExportsNodeCountersLatencyAndQueues(t *testing.T) {
 	must(t, p.Connect("keep", "", "out"))
 	must(t, p.Run(context.Background()))
 
-	e, err := metrics.New(func() (string, []pipeline.NodeStats) { return p.Name, p.Stats() },
-		func() (int64, int64, int64) { return 10, 8, 2 })
-	must(t, err)
-	defer e.Shutdown(context.Background())
-	srv := httptest.NewServer(e.Handler())
-	defer srv.Close()
-
-	code, body := get(t, srv.URL+"/metrics")
-	if code != 200 {
-		t.Fatalf("GET /metrics = %d", code)
-	}
+	body := scrape(t, func() (string, []pipeline.NodeStats) { return p.Name, p.Stats() },
+		func() metrics.SpanStats { return metrics.SpanStats{Ended: 10, Exported: 5, Failed: 2, Dropped: 2} })
 	for _, want := range []string{
 		`pipe_node_messages_out_total{kind="generate",node="in",pipeline="orders",role="source"} 3`,
 		`pipe_node_messages_dropped_total{kind="filter",node="keep",pipeline="orders",role="stage"} 1`,
@@ -69,6 +76,11 @@ func TestMetricsEndpointExportsNodeCountersLatencyAndQueues(t *testing.T) {
 		`pipe_node_latency_seconds_count{kind="filter",node="keep",pipeline="orders",role="stage"} 3`,
 		`pipe_node_latency_seconds_bucket{kind="filter",node="keep",pipeline="orders",role="stage",le="+Inf"} 3`,
 		`pipe_trace_spans_dropped_total 2`,
+		`pipe_trace_spans_failed_total 2`,
+		`pipe_trace_spans_exported_total 5`,
+		`pipe_trace_spans_queued 1`,
+		"\ngo_goroutines ",
+		"\nprocess_resident_memory_bytes ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

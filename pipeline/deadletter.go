@@ -38,6 +38,7 @@ func toDeadLetter(m *Message, p *Pipeline, n *node, err error) {
 		if reason == ReasonError && n.role == RoleSink {
 			reason = ReasonSinkError
 		}
+		p.dlq.reasons.add(reason)
 		d := DeadLetter{
 			Pipeline:     p.Name,
 			Stage:        n.name,

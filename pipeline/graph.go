@@ -73,6 +73,7 @@ type node struct {
 	abandoned  atomic.Int64
 	lastLog    atomic.Int64
 	suppressed atomic.Int64
+	reasons    reasonCounts // dead letters by reason, on the dead-letter sink
 }
 
 // New returns an empty pipeline.

@@ -1,5 +1,11 @@
 package pipeline
 
+import (
+	"maps"
+	"slices"
+	"sync"
+)
+
 // FigureKind says how a [Figure] behaves over time.
 type FigureKind uint8
 
@@ -25,7 +31,14 @@ func (k FigureKind) String() string {
 // {node="slow"}"). Label, if set, splits one name into series: Label is the
 // label's name ("reason") and LabelValue this series' value ("size"). Figures
 // of one name share Help, Kind and Label.
+//
+// Scope, if set, names what the figure belongs to when that is not the
+// node's kind: a breaker or retry policy wrapped around a sink of any kind
+// reports Scope "breaker" or "retry", and exporters put the scope where they
+// would put the kind ("pipe_breaker_state{node="out",kind="http"}"), so one
+// metric covers every kind.
 type Figure struct {
+	Scope      string
 	Name       string
 	Help       string
 	Kind       FigureKind
@@ -42,12 +55,47 @@ type Reporter interface {
 	Report() []Figure
 }
 
-// report returns the figures of n's implementation, or nil.
+// report returns the figures of n's implementation, or nil; the
+// dead-letter sink adds its dead letters by reason.
 func (n *node) report() []Figure {
+	var out []Figure
 	for _, v := range []any{n.src, n.proc, n.stage, n.sink} {
 		if r, ok := v.(Reporter); ok && v != nil {
-			return r.Report()
+			out = r.Report()
+			break
 		}
 	}
-	return nil
+	if n.role == RoleDeadLetter {
+		out = append(out, n.reasons.figures()...)
+	}
+	return out
+}
+
+// reasonCounts counts dead letters by reason. The zero value is ready; it
+// is safe for concurrent use.
+type reasonCounts struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (c *reasonCounts) add(reason string) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int64{}
+	}
+	c.n[reason]++
+	c.mu.Unlock()
+}
+
+// figures returns one dead_letter_messages figure per reason, sorted.
+func (c *reasonCounts) figures() []Figure {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Figure, 0, len(c.n))
+	for _, r := range slices.Sorted(maps.Keys(c.n)) {
+		out = append(out, Figure{Scope: "dead_letter", Name: "messages",
+			Help: "Messages handed to the dead-letter sink, by reason.", Kind: Counter,
+			Label: "reason", LabelValue: r, Value: float64(c.n[r])})
+	}
+	return out
 }

@@ -39,7 +39,7 @@ func TestGivenAServerThatFailsThenRecovers_EveryMessageIsDeliveredExactlyOnce(t 
 	if len(nacked) != 0 || len(dlq.Bodies()) != 0 {
 		t.Errorf("nacked %v, dead-lettered %d; want none", nacked, len(dlq.Bodies()))
 	}
-	if got := retry.Stats(); got != (RetryStats{Attempts: 65, Retries: 5}) {
+	if got := retry.Stats(); got != (RetryStats{Attempts: 65, Retries: 5, Succeeded: 60}) {
 		t.Errorf("Stats() = %+v, want 65 attempts, 5 retries", got)
 	}
 }
@@ -87,7 +87,7 @@ func TestGivenPermanentFailures_MessagesAreDeadLetteredWithTheirAttempts(t *test
 			}
 		}
 	}
-	if got := retry.Stats(); got != (RetryStats{Attempts: 45, Retries: 15, Exhausted: 5, NotRetried: 2}) {
+	if got := retry.Stats(); got != (RetryStats{Attempts: 45, Retries: 15, Exhausted: 5, NotRetried: 2, Succeeded: 23}) {
 		t.Errorf("Stats() = %+v", got)
 	}
 }

@@ -45,6 +45,9 @@ type RetryStats struct {
 	Exhausted int64
 	// NotRetried counts failures RetryOn rejected.
 	NotRetried int64
+	// Succeeded counts attempts that worked (or dropped or partly refused
+	// on purpose); Canceled those whose run stopped under them.
+	Succeeded, Canceled int64
 }
 
 // Retry is a Policy that calls again after a transient failure, waiting a
@@ -71,6 +74,7 @@ type Retry struct {
 	logger *slog.Logger
 
 	attempts, retries, exhausted, notRetried atomic.Int64
+	succeeded, canceled                      atomic.Int64
 }
 
 // NewRetry returns a Retry with cfg, timing waits on clock (nil means
@@ -125,6 +129,7 @@ func (r *Retry) Stats() RetryStats {
 	return RetryStats{
 		Attempts: r.attempts.Load(), Retries: r.retries.Load(),
 		Exhausted: r.exhausted.Load(), NotRetried: r.notRetried.Load(),
+		Succeeded: r.succeeded.Load(), Canceled: r.canceled.Load(),
 	}
 }
 
@@ -138,7 +143,12 @@ func (r *Retry) Wrap(next Call) Call {
 				r.retries.Add(1)
 			}
 			out, err := next(ctx, m)
-			if err == nil || ctx.Err() != nil || isDrop(err) || isPartial(err) {
+			switch {
+			case err == nil || isDrop(err) || isPartial(err):
+				r.succeeded.Add(1)
+				return out, err
+			case ctx.Err() != nil:
+				r.canceled.Add(1)
 				return out, err
 			}
 			now := r.clock.Now()
@@ -158,6 +168,7 @@ func (r *Retry) Wrap(next Call) Call {
 			m.RecordAttempt(now)
 			r.event(span, attempt, kind, status, err, delay, "retry")
 			if err := r.sleep(ctx, delay); err != nil {
+				r.canceled.Add(1)
 				return nil, err
 			}
 		}

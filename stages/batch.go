@@ -67,7 +67,10 @@ type batch struct {
 	waiting func()
 }
 
-var _ pipeline.Stage = (*batch)(nil)
+var (
+	_ pipeline.Stage    = (*batch)(nil)
+	_ pipeline.Reporter = (*batch)(nil)
+)
 
 func newBatch(c *batchConfig, env component.Env) (any, error) {
 	if c.Size == 0 && c.MaxBytes == 0 && c.MaxWait == 0 {
@@ -89,6 +92,16 @@ func (b *batch) Stats() map[string]int64 {
 	out := make(map[string]int64, len(flushReasons))
 	for i, r := range flushReasons {
 		out[r] = b.flushes[i].Load()
+	}
+	return out
+}
+
+// Report returns the batches flushed, by flush reason.
+func (b *batch) Report() []pipeline.Figure {
+	out := make([]pipeline.Figure, len(flushReasons))
+	for i, r := range flushReasons {
+		out[i] = pipeline.Figure{Name: "flushes", Help: "Batches flushed, by flush reason.", Kind: pipeline.Counter,
+			Label: "reason", LabelValue: r, Value: float64(b.flushes[i].Load())}
 	}
 	return out
 }

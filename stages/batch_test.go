@@ -115,6 +115,21 @@ func TestBatchFlushesAtSize(t *testing.T) {
 	if s := r.b.Stats(); s[FlushSize] != 2 || s[FlushWait] != 0 {
 		t.Fatalf("Stats() = %v", s)
 	}
+	fs := r.b.Report()
+	if size, wait := figure(fs, "flushes", "size"), figure(fs, "flushes", "wait"); size != 2 || wait != 0 {
+		t.Fatalf("Report() flushes{size} = %v, {wait} = %v; want 2, 0 (%+v)", size, wait, fs)
+	}
+}
+
+// figure returns the value of the figure named name with label value lv in
+// fs, or -1.
+func figure(fs []pipeline.Figure, name, lv string) float64 {
+	for _, f := range fs {
+		if f.Name == name && f.LabelValue == lv {
+			return f.Value
+		}
+	}
+	return -1
 }
 
 func TestBatchFlushesBeforePassingMaxBytes(t *testing.T) {

@@ -59,7 +59,10 @@ type dedupe struct {
 	passed, duplicates, forgotten atomic.Uint64
 }
 
-var _ pipeline.Processor = (*dedupe)(nil)
+var (
+	_ pipeline.Processor = (*dedupe)(nil)
+	_ pipeline.Reporter  = (*dedupe)(nil)
+)
 
 func newDedupe(c *dedupeConfig, env component.Env) (any, error) {
 	if c.MaxKeys < 1 {
@@ -118,5 +121,19 @@ func (d *dedupe) Stats() DedupeStats {
 		Keys:        d.seen.Len(),
 		Evictions:   cs.Evictions,
 		Expirations: cs.Expirations,
+	}
+}
+
+// Report returns the duplicates dropped (hits), the keys remembered and the
+// keys evicted, expired or forgotten.
+func (d *dedupe) Report() []pipeline.Figure {
+	s := d.Stats()
+	return []pipeline.Figure{
+		{Name: "hits", Help: "Duplicates dropped: messages whose key was remembered.", Kind: pipeline.Counter, Value: float64(s.Duplicates)},
+		{Name: "misses", Help: "First sightings sent on.", Kind: pipeline.Counter, Value: float64(s.Passed)},
+		{Name: "keys", Help: "Keys remembered, expired ones not yet removed included.", Kind: pipeline.Gauge, Value: float64(s.Keys)},
+		{Name: "evictions", Help: "Keys forgotten before ttl to make room under max_keys; a duplicate of one passes.", Kind: pipeline.Counter, Value: float64(s.Evictions)},
+		{Name: "expirations", Help: "Keys removed after ttl.", Kind: pipeline.Counter, Value: float64(s.Expirations)},
+		{Name: "forgotten", Help: "Keys forgotten because their message was nacked.", Kind: pipeline.Counter, Value: float64(s.Forgotten)},
 	}
 }

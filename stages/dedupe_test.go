@@ -76,6 +76,10 @@ func TestDedupeDropsKeysSeenWithinTTLOfTheFirstSighting(t *testing.T) {
 	if s := d.Stats(); s.Passed != 5 || s.Duplicates != 3 {
 		t.Errorf("Stats() = %+v, want Passed 5, Duplicates 3", s)
 	}
+	fs := d.Report()
+	if hits, misses, exp := figure(fs, "hits", ""), figure(fs, "misses", ""), figure(fs, "expirations", ""); hits != 3 || misses != 5 || exp < 1 {
+		t.Errorf("Report() hits, misses, expirations = %v, %v, %v; want 3, 5, at least 1 (%+v)", hits, misses, exp, fs)
+	}
 }
 
 func TestDedupeForgetsAKeyWhenItsMessageIsNacked(t *testing.T) {
@@ -197,6 +201,9 @@ func TestDedupeStaysBoundedUnderAMillionDistinctKeys(t *testing.T) {
 	}
 	if s := d.Stats(); s.Keys != maxKeys || s.Evictions != uint64(n-maxKeys) {
 		t.Errorf("after %d keys: Stats() = %+v, want Keys %d, Evictions %d", n, s, maxKeys, n-maxKeys)
+	}
+	if ev := figure(d.Report(), "evictions", ""); ev != float64(n-maxKeys) {
+		t.Errorf("Report() evictions = %v, want %d", ev, n-maxKeys)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

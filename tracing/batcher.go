@@ -44,12 +44,27 @@ type Batcher struct {
 	notFull sync.Cond // signalled when the goroutine takes the queue
 	queue   []sdktrace.ReadOnlySpan
 	closed  bool
+	// taken counts the spans the goroutine took from the queue and has not
+	// yet counted as exported or failed. abandoned is set when Shutdown's
+	// context ended first: Shutdown then counted queue and taken as failed,
+	// and the goroutine counts nothing more.
+	taken     int
+	abandoned bool
+	finished  bool // the goroutine has exported all it will
+
+	// exportCtx is the parent of every ExportSpans context; Shutdown
+	// cancels it when it abandons the export.
+	exportCtx    context.Context
+	cancelExport context.CancelFunc
 
 	kick  chan struct{}   // a full batch is waiting; 1-buffered
 	flush chan chan error // ForceFlush requests
 	stop  chan struct{}   // closed by Shutdown
 	done  chan struct{}   // closed when the goroutine has exported the rest
 	once  sync.Once
+
+	expOnce sync.Once // shuts the exporter down
+	expErr  error
 
 	ended, exported, failed, dropped atomic.Int64
 }
@@ -91,6 +106,7 @@ func NewBatcher(exp sdktrace.SpanExporter, o BatcherOptions) *Batcher {
 	}
 	b.batchSize = min(b.batchSize, b.queueSize)
 	b.notFull.L = &b.mu
+	b.exportCtx, b.cancelExport = context.WithCancel(context.Background())
 	go b.run()
 	return b
 }
@@ -164,8 +180,12 @@ func (b *Batcher) ForceFlush(ctx context.Context) error {
 }
 
 // Shutdown exports the queued spans, shuts the exporter down and stops the
-// goroutine. Spans that end afterwards are dropped. If ctx ends first it
-// returns ctx's error and the export goes on in the background.
+// goroutine. Spans that end afterwards are dropped. If ctx ends first
+// (typically: the collector is down and the exporter keeps retrying) it
+// abandons the export: it counts every span not yet exported as failed,
+// cancels the export in progress, and returns ctx's error. Either way,
+// after Shutdown returns, Stats' Exported, Failed and Dropped add up to
+// Ended.
 func (b *Batcher) Shutdown(ctx context.Context) error {
 	b.once.Do(func() {
 		b.mu.Lock()
@@ -176,10 +196,46 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 	})
 	select {
 	case <-b.done:
-		return b.exp.Shutdown(ctx)
+		b.cancelExport()
+		return b.shutdownExporter(ctx)
 	case <-ctx.Done():
+		b.abandon()
 		return ctx.Err()
 	}
+}
+
+// shutdownExporter shuts the exporter down once and returns its error.
+func (b *Batcher) shutdownExporter(ctx context.Context) error {
+	b.expOnce.Do(func() { b.expErr = b.exp.Shutdown(ctx) })
+	return b.expErr
+}
+
+// abandon counts the spans still queued or being exported as failed and
+// stops the goroutine from counting them again.
+func (b *Batcher) abandon() {
+	b.mu.Lock()
+	if b.abandoned {
+		b.mu.Unlock()
+		return
+	}
+	b.abandoned = true
+	b.failed.Add(int64(len(b.queue) + b.taken))
+	clear(b.queue)
+	b.queue, b.taken = b.queue[:0], 0
+	finished := b.finished
+	b.mu.Unlock()
+	b.cancelExport()
+	if finished { // the goroutine will not release the exporter
+		b.releaseExporter()
+	}
+}
+
+// releaseExporter shuts the exporter down after an abandoned Shutdown,
+// giving it a second: the spans are counted already.
+func (b *Batcher) releaseExporter() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = b.shutdownExporter(ctx)
 }
 
 // Stats returns the span counts so far.
@@ -205,7 +261,15 @@ func (b *Batcher) run() {
 		case <-tick.C:
 		case reply = <-b.flush:
 		case <-b.stop:
-			if err := b.exportAll(&spare); err != nil {
+			err := b.exportAll(&spare)
+			b.mu.Lock()
+			b.finished = true
+			abandoned := b.abandoned
+			b.mu.Unlock()
+			if abandoned {
+				// Shutdown gave up and returned: release the exporter here.
+				b.releaseExporter()
+			} else if err != nil {
 				otel.Handle(err)
 			}
 			return
@@ -219,26 +283,44 @@ func (b *Batcher) run() {
 	}
 }
 
+// settle counts n taken spans as exported or failed, unless Shutdown
+// abandoned them and counted them already.
+func (b *Batcher) settle(n int, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.abandoned {
+		return
+	}
+	b.taken -= n
+	if ok {
+		b.exported.Add(int64(n))
+	} else {
+		b.failed.Add(int64(n))
+	}
+}
+
 // exportAll takes the queue, leaving spare in its place, and exports it in
 // batches. The taken slice becomes the next spare.
 func (b *Batcher) exportAll(spare *[]sdktrace.ReadOnlySpan) error {
 	b.mu.Lock()
 	spans := b.queue
 	b.queue = (*spare)[:0]
+	b.taken = len(spans)
 	b.notFull.Broadcast()
 	b.mu.Unlock()
 	var errs []error
 	for i := 0; i < len(spans); i += b.batchSize {
 		batch := spans[i:min(i+b.batchSize, len(spans))]
-		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		if b.exportCtx.Err() != nil {
+			break // abandoned: Shutdown counted these
+		}
+		ctx, cancel := context.WithTimeout(b.exportCtx, b.timeout)
 		err := b.exp.ExportSpans(ctx, batch)
 		cancel()
 		if err != nil {
-			b.failed.Add(int64(len(batch)))
 			errs = append(errs, err)
-		} else {
-			b.exported.Add(int64(len(batch)))
 		}
+		b.settle(len(batch), err == nil)
 	}
 	clear(spans)
 	*spare = spans[:0]

@@ -229,3 +229,33 @@ func TestBatcherTakesUnsetOptionsFromTheStandardEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Given an export that hangs, when Shutdown's context ends, then every span
+// not yet exported, in the export or still queued, is counted as failed, and
+// the export finishing later counts nothing twice.
+func TestBatcherShutdownCountsSpansItAbandonsAsFailed(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	exp := newGatedExporter(true)
+	b := tracing.NewBatcher(exp, tracing.BatcherOptions{BatchSize: 2, Interval: never})
+	tp := provider(b)
+	endSpans(tp, 2)
+	recv(t, exp.calls) // a batch of 2 hangs in the exporter
+	endSpans(tp, 3)    // 3 more wait in the queue
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown(canceled) = %v, want context.Canceled", err)
+	}
+	want := tracing.Stats{Ended: 5, Failed: 5}
+	if s := b.Stats(); s != want {
+		t.Errorf("Stats() after an abandoned Shutdown = %+v, want %+v", s, want)
+	}
+	close(exp.gate) // the hung export returns success
+	<-exp.shutdown  // and the goroutine releases the exporter
+	if err := b.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); s != want {
+		t.Errorf("Stats() after the hung export returned = %+v, want %+v", s, want)
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -61,10 +63,21 @@ type Stats struct {
 	Ended, Exported, Failed, Dropped int64
 }
 
-// New sets up tracing from cfg. It opens no connection: OTLP exporters
-// connect lazily. With exporter none it returns a Provider whose Tracer is
-// nil, so the pipeline does no tracing work at all.
+// Propagator is the W3C trace context and baggage propagator that [New]
+// installs globally (otel.SetTextMapPropagator). HTTP requests
+// (internal/httpclient) and broker headers (NATS, Kafka, AMQP headers, MQTT
+// v5 user properties) carry a message's span with it; the Tracer reads the
+// same keys from a source message's Meta.
+var Propagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(
+	propagation.TraceContext{}, propagation.Baggage{})
+
+// New sets up tracing from cfg and installs [Propagator] as the global
+// propagator, even with exporter none, so that a pipe between two traced
+// services passes their trace context on. It opens no connection: OTLP
+// exporters connect lazily. With exporter none it returns a Provider whose
+// Tracer is nil, so the pipeline does no tracing work at all.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
+	otel.SetTextMapPropagator(Propagator)
 	exp := cfg.Exporter
 	if exp == "" {
 		exp = os.Getenv("OTEL_TRACES_EXPORTER")

@@ -3,6 +3,10 @@ package tracing_test
 import (
 	"bytes"
 	"context"
+	"net"
+	"time"
+
+	"go.uber.org/goleak"
 	"strings"
 	"testing"
 
@@ -123,5 +127,46 @@ func TestNewWithExporterNoneInstallsNoTracer(t *testing.T) {
 	}
 	if p.Tracer != nil || p.Stats() != (tracing.Stats{}) || p.Shutdown(context.Background()) != nil {
 		t.Errorf("New(no exporter) = %+v, want a Provider that does nothing", p)
+	}
+}
+
+// closedPort returns 127.0.0.1:port where nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Given an OTLP collector that is down, when the run ends and shutdown
+// gives up on the export, then every span is counted as failed, none lost
+// from the count.
+func TestWithTheCollectorDownEveryLostSpanIsCountedAsFailed(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, proto := range []string{"grpc", "http"} {
+		t.Run(proto, func(t *testing.T) {
+			p, err := tracing.New(context.Background(), tracing.Config{
+				Exporter: "otlp", Protocol: proto, Endpoint: closedPort(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := p.TracerProvider.Tracer("test")
+			for range 100 {
+				_, s := tr.Start(context.Background(), "s")
+				s.End()
+			}
+			// The exporter retries a refused connection for 10 s; the run
+			// gives shutdown less.
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			_ = p.Shutdown(ctx)
+			if s := p.Stats(); s != (tracing.Stats{Ended: 100, Failed: 100}) {
+				t.Errorf("Stats() = %+v, want all 100 spans failed", s)
+			}
+		})
 	}
 }

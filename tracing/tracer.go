@@ -5,7 +5,10 @@ package tracing
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"net/textproto"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +66,7 @@ func NewTracer(tp trace.TracerProvider, ratio float64) *Tracer {
 	return &Tracer{
 		tracer: tp.Tracer("github.com/pipe-dsl/pipe/tracing"),
 		ratio:  ratio,
-		prop:   propagation.TraceContext{},
+		prop:   Propagator,
 	}
 }
 
@@ -117,8 +120,8 @@ func (t *Tracer) Source(n *pipeline.NodeInfo, m *pipeline.Message) func(error) {
 	if !bare && traceOf(parent) != nil {
 		return nil
 	}
-	if _, ok := m.Meta[MetaTraceparent]; ok {
-		parent = t.prop.Extract(parent, propagation.MapCarrier(m.Meta))
+	if hasTraceparent(m.Meta) {
+		parent = t.prop.Extract(parent, metaCarrier(m.Meta))
 		bare = false
 	}
 	if bare || !trace.SpanContextFromContext(parent).IsValid() {
@@ -144,6 +147,34 @@ func (t *Tracer) Source(n *pipeline.NodeInfo, m *pipeline.Message) func(error) {
 		span.End()
 	}
 }
+
+// hasTraceparent reports whether meta holds a traceparent, lower-case (as
+// W3C and most producers write it) or canonical (as Go's
+// propagation.HeaderCarrier writes it into NATS or Kafka headers).
+func hasTraceparent(meta map[string]string) bool {
+	if _, ok := meta[MetaTraceparent]; ok {
+		return true
+	}
+	_, ok := meta["Traceparent"]
+	return ok
+}
+
+// metaCarrier reads a message's Meta for the propagator, trying each key as
+// given, then in its canonical header form ("Traceparent", "Baggage").
+type metaCarrier map[string]string
+
+var _ propagation.TextMapCarrier = metaCarrier(nil)
+
+func (c metaCarrier) Get(key string) string {
+	if v, ok := c[key]; ok {
+		return v
+	}
+	return c[textproto.CanonicalMIMEHeaderKey(key)]
+}
+
+func (c metaCarrier) Set(key, value string) { c[key] = value }
+
+func (c metaCarrier) Keys() []string { return slices.Collect(maps.Keys(c)) }
 
 func (t *Tracer) msgAttrs(m *pipeline.Message) []attribute.KeyValue {
 	a := []attribute.KeyValue{AttrSeq.Int64(t.seq.Add(1))}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -219,13 +220,41 @@ func (s metaSource) Read(ctx context.Context, out pipeline.Outlet) error {
 
 func propagated(t *testing.T, traceparent string) tracetest.SpanStubs {
 	t.Helper()
+	return propagatedMeta(t, map[string]string{"traceparent": traceparent, "tracestate": "vendor=1"}, &pipelinetest.Sink{})
+}
+
+func propagatedMeta(t *testing.T, meta map[string]string, sink pipeline.Sink) tracetest.SpanStubs {
+	t.Helper()
 	p := pipeline.New("prop")
-	must(t, p.AddSource("in", "http", metaSource{map[string]string{
-		"traceparent": traceparent, "tracestate": "vendor=1",
-	}}))
-	must(t, p.AddSink("out", "drop", &pipelinetest.Sink{}, pipeline.NodeOptions{}))
+	must(t, p.AddSource("in", "http", metaSource{meta}))
+	must(t, p.AddSink("out", "drop", sink, pipeline.NodeOptions{}))
 	must(t, p.Connect("in", "", "out"))
 	return recorded(t, p, 0)
+}
+
+// Given headers written by Go's propagation.HeaderCarrier (canonical keys)
+// and a baggage header, the source span continues the trace and the
+// message's context carries the baggage on to the sinks.
+func TestCanonicalTraceHeadersAndBaggageInMetaAreReadToo(t *testing.T) {
+	var tenant string
+	sink := &pipelinetest.Sink{Fail: func(m *pipeline.Message) error {
+		tenant = baggage.FromContext(m.Context()).Member("tenant").Value()
+		return nil
+	}}
+	spans := propagatedMeta(t, map[string]string{
+		"Traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"Tracestate":  "vendor=1", "Baggage": "tenant=acme",
+	}, sink)
+	roots := byName(spans, "source in")
+	if len(roots) != 1 || roots[0].SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("root spans = %+v, want one in the incoming trace", roots)
+	}
+	if got := roots[0].SpanContext.TraceState().Get("vendor"); got != "1" {
+		t.Errorf("tracestate vendor = %q, want 1", got)
+	}
+	if tenant != "acme" {
+		t.Errorf("baggage tenant at the sink = %q, want acme", tenant)
+	}
 }
 
 func TestSampledTraceparentInMetaBecomesTheRootsParent(t *testing.T) {

@@ -36,9 +36,9 @@ func tracingConfig(c *dsl.Config) tracing.Config {
 func serveMetrics(addr string, w *watcher, traces *tracing.Provider, logger *slog.Logger) (*metrics.Exporter, func(), error) {
 	var spans metrics.SpanStatsFunc
 	if traces.TracerProvider != nil {
-		spans = func() (int64, int64, int64) {
+		spans = func() metrics.SpanStats {
 			s := traces.Stats()
-			return s.Ended, s.Exported, s.Dropped
+			return metrics.SpanStats{Ended: s.Ended, Exported: s.Exported, Failed: s.Failed, Dropped: s.Dropped}
 		}
 	}
 	exp, err := metrics.New(func() (string, []pipeline.NodeStats) {

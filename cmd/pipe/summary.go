@@ -11,7 +11,8 @@ import (
 
 // printSummary writes the end-of-run table: one row per node, with the
 // latency percentiles of its Process or Write calls; acked counts source
-// messages whose delivery completed.
+// messages whose delivery completed. The nodes' own figures (flushes by
+// reason, breaker transitions...) follow the table.
 func printSummary(w io.Writer, stats []pipeline.NodeStats, elapsed time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\tkind\tin\tout\tfailed\tdropped\tdead-lettered\tacked\tnacked\tmin\tavg\tp50\tp99\tmax\t")
@@ -26,6 +27,7 @@ func printSummary(w io.Writer, stats []pipeline.NodeStats, elapsed time.Duration
 			dur(l.Min, l.Count), dur(l.Mean, l.Count), dur(l.P50, l.Count), dur(l.P99, l.Count), dur(l.Max, l.Count))
 	}
 	tw.Flush()
+	printFigures(w, stats)
 	fmt.Fprintf(w, "finished in %s\n", elapsed.Round(time.Millisecond))
 }
 

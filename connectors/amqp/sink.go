@@ -11,6 +11,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/tracemeta"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
 
@@ -105,9 +106,9 @@ func (s *sink) publishing(m *pipeline.Message) amqp091.Publishing {
 	if s.cfg.Persistent {
 		p.DeliveryMode = amqp091.Persistent
 	}
-	if len(m.Meta) > 0 {
-		p.Headers = make(amqp091.Table, len(m.Meta))
-		for k, v := range m.Meta {
+	if meta := tracemeta.Outgoing(m); len(meta) > 0 {
+		p.Headers = make(amqp091.Table, len(meta))
+		for k, v := range meta {
 			if !strings.HasPrefix(k, "amqp_") {
 				p.Headers[k] = v
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -240,6 +241,7 @@ func TestSinkRoundTripWithKeysAndHeaders(t *testing.T) {
 		m.Meta = map[string]string{"traceparent": fmt.Sprintf("tp-%d", i), "kafka_offset": "99"}
 		batch = append(batch, m)
 	}
+	conntest.Traced(t, batch[7]) // its span's context replaces the incoming one
 	ctx := context.Background()
 	if err := sk.Write(ctx, pipeline.NewBatch(batch[:50])); err != nil {
 		t.Fatalf("Write(batch): %v", err)
@@ -284,8 +286,12 @@ func TestSinkRoundTripWithKeysAndHeaders(t *testing.T) {
 			if strconv.Itoa(id%5) != k {
 				t.Errorf("record %s has key %q", r.Value, k)
 			}
-			if len(r.Headers) != 1 || r.Headers[0].Key != "traceparent" || string(r.Headers[0].Value) != fmt.Sprintf("tp-%d", id) {
-				t.Errorf("record %s headers = %v, want only its traceparent", r.Value, r.Headers)
+			tp := fmt.Sprintf("tp-%d", id)
+			if id == 7 {
+				tp = conntest.TracedTraceparent
+			}
+			if len(r.Headers) != 1 || r.Headers[0].Key != "traceparent" || string(r.Headers[0].Value) != tp {
+				t.Errorf("record %s headers = %v, want only the traceparent %s", r.Value, r.Headers, tp)
 			}
 		})
 	}

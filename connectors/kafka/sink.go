@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/tracemeta"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -109,11 +110,12 @@ func retriable(err error) bool {
 
 func (s *sink) record(m *pipeline.Message) (*kgo.Record, error) {
 	r := &kgo.Record{Topic: s.cfg.Topic, Value: m.Body}
-	for _, k := range slices.Sorted(maps.Keys(m.Meta)) {
+	meta := tracemeta.Outgoing(m)
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
 		if strings.HasPrefix(k, metaPrefix) {
 			continue // set by a kafka source, not a header
 		}
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(m.Meta[k])})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(meta[k])})
 	}
 	if s.cfg.Key == nil {
 		return r, nil

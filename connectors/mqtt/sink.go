@@ -17,6 +17,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/tracemeta"
 	"github.com/pipe-dsl/pipe/internal/backoff"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
@@ -96,9 +97,9 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 
 func (s *sink) publish(ctx context.Context, cm *autopaho.ConnectionManager, m *pipeline.Message) error {
 	p := &paho.Publish{QoS: 1, Topic: s.cfg.Topic, Retain: s.cfg.Retain, Payload: m.Body}
-	if len(m.Meta) > 0 {
+	if meta := tracemeta.Outgoing(m); len(meta) > 0 {
 		p.Properties = &paho.PublishProperties{}
-		for k, v := range m.Meta {
+		for k, v := range meta {
 			if !strings.HasPrefix(k, "mqtt_") {
 				p.Properties.User.Add(k, v)
 			}

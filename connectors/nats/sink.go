@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/connectors/internal/tracemeta"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
@@ -130,7 +131,7 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 func (s *sink) natsMsg(m *pipeline.Message) (*natsgo.Msg, []jetstream.PublishOpt, error) {
 	msg := &natsgo.Msg{Subject: s.cfg.Subject, Data: m.Body}
 	if s.cfg.Headers {
-		for k, v := range m.Meta {
+		for k, v := range tracemeta.Outgoing(m) {
 			if !strings.HasPrefix(k, metaPrefix) {
 				if msg.Header == nil {
 					msg.Header = natsgo.Header{}

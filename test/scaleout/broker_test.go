@@ -18,8 +18,8 @@ import (
 type broker interface {
 	// yaml is the source config of every process.
 	yaml() string
-	// publish stores n messages {"id": i}, i from 0.
-	publish(t *testing.T, n int)
+	// publish stores the messages {"id": i} for i in [lo, hi).
+	publish(t *testing.T, lo, hi int)
 	// done reports whether every message was acked.
 	done(t *testing.T) bool
 }
@@ -61,7 +61,7 @@ func (b *jetStream) yaml() string {
 	return fmt.Sprintf("nats_jetstream: {stream: %s, durable: pipe, create: true, ack_wait: 2s, max_ack_pending: 4096}", b.stream)
 }
 
-func (b *jetStream) publish(t *testing.T, n int) {
+func (b *jetStream) publish(t *testing.T, lo, hi int) {
 	const window = 4096
 	var pending []jetstream.PubAckFuture
 	wait := func() {
@@ -76,7 +76,7 @@ func (b *jetStream) publish(t *testing.T, n int) {
 		}
 		pending = pending[:0]
 	}
-	for i := range n {
+	for i := lo; i < hi; i++ {
 		f, err := b.js.PublishAsync(b.stream+".orders", fmt.Appendf(nil, `{"id":%d}`, i))
 		if err != nil {
 			t.Fatal(err)
@@ -122,10 +122,10 @@ func (b *redisStream) yaml() string {
 	return fmt.Sprintf("redis_streams: {stream: %q, group: pipe, create_group: true, min_idle: 2s, claim_interval: 500ms}", b.key)
 }
 
-func (b *redisStream) publish(t *testing.T, n int) {
-	for lo := 0; lo < n; lo += 1000 {
+func (b *redisStream) publish(t *testing.T, lo, hi int) {
+	for from := lo; from < hi; from += 1000 {
 		_, err := b.rdb.Pipelined(t.Context(), func(p goredis.Pipeliner) error {
-			for i := lo; i < min(lo+1000, n); i++ {
+			for i := from; i < min(from+1000, hi); i++ {
 				p.XAdd(t.Context(), &goredis.XAddArgs{Stream: b.key, Values: []string{"body", fmt.Sprintf(`{"id":%d}`, i)}})
 			}
 			return nil
