@@ -34,6 +34,7 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 	} else {
 		o.p.leave(o.n, m, nil)
 	}
+	tapOut(o.n, port, m)
 	switch len(targets) {
 	case 1:
 		o.n.stats.out.Add(1)
@@ -89,6 +90,7 @@ func (o *outlet) Drop(m *Message, reason string) {
 
 func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
 	o.n.stats.failed.Add(1)
+	o.n.recent.add(o.p.Clock.Now(), err)
 	o.p.leave(o.n, m, err)
 	dlq := o.p.dlq
 	if dlq == nil {
