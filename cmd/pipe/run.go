@@ -103,7 +103,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var exp *metrics.Exporter
 	if addr != "" {
 		var stopHTTP func()
-		exp, stopHTTP, err = serveHTTP(addr, *httpToken, w, traces, logger)
+		exp, _, stopHTTP, err = serveHTTP(addr, *httpToken, w, traces, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "pipe run: --http %s: %v\n", addr, err)
 			return exitConfig

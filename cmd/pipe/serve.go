@@ -32,11 +32,11 @@ func httpAddr(addr string) string {
 	return addr
 }
 
-// serveHTTP listens on addr and serves the metrics exporter and the live
+// serveHTTP listens on addr (reported back as served) and serves the metrics exporter and the live
 // page, API and taps of the watcher's current pipeline until stop is
 // called. On a non-loopback address without a token it serves only
 // /metrics, /healthz and /readyz, and says so loudly.
-func serveHTTP(addr, token string, w *watcher, traces *tracing.Provider, logger *slog.Logger) (*metrics.Exporter, func(), error) {
+func serveHTTP(addr, token string, w *watcher, traces *tracing.Provider, logger *slog.Logger) (exp *metrics.Exporter, served string, stop func(), err error) {
 	var spans metrics.SpanStatsFunc
 	if traces.TracerProvider != nil {
 		spans = func() (int64, int64, int64) {
@@ -44,17 +44,17 @@ func serveHTTP(addr, token string, w *watcher, traces *tracing.Provider, logger 
 			return s.Ended, s.Exported, s.Dropped
 		}
 	}
-	exp, err := metrics.New(func() (string, []pipeline.NodeStats) {
+	exp, err = metrics.New(func() (string, []pipeline.NodeStats) {
 		c := w.current()
 		return c.Config.Name, c.Stats()
 	}, spans)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	ln, err := net.Listen("tcp", httpAddr(addr))
 	if err != nil {
 		_ = exp.Shutdown(context.Background())
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	public := !isLoopback(ln.Addr())
 	ls := live.New(currentGraph(w), live.Options{
@@ -76,7 +76,7 @@ func serveHTTP(addr, token string, w *watcher, traces *tracing.Provider, logger 
 			"addr", ln.Addr().String())
 	}
 	logger.Info("serving metrics", "addr", ln.Addr().String(), "paths", paths)
-	return exp, func() {
+	return exp, ln.Addr().String(), func() {
 		ls.Close()
 		cancel()
 		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
