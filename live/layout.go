@@ -9,16 +9,16 @@ import (
 )
 
 // The live page's graph is SVG drawn here, server-side, with a layered
-// layout: a node's column is the longest path to it from a source, the
-// dead-letter sink takes the last column, and a column's nodes stack in
-// file order. Pipelines are small DAGs, so this reads as well as dot's
+// layout: a node's column is the longest path to it from a source, a
+// column's nodes stack in file order, and the dead-letter sink sits under
+// the last column, its failure edges dashed and red. Pipelines are small DAGs, so this reads as well as dot's
 // layout for them, and the page needs no JavaScript library at all (no
 // Mermaid or Graphviz-wasm, hundreds of KB each): it only updates the
 // texts of the drawn nodes.
 const (
-	nodeW, nodeH = 230, 112
-	colGap       = 70
-	rowGap       = 28
+	nodeW, nodeH = 210, 112
+	colGap       = 50
+	rowGap       = 44
 	margin       = 16
 )
 
@@ -49,7 +49,7 @@ func layout(g Graph) (map[string]placed, int, int) {
 	for _, n := range g.Nodes {
 		c := col[n.Name]
 		if n.DeadLetter {
-			c = last + 1
+			c = last
 		}
 		pos[n.Name] = placed{x: margin + c*(nodeW+colGap), y: margin + rows[c]*(nodeH+rowGap)}
 		rows[c]++
@@ -77,15 +77,15 @@ func svg(g Graph) string {
 		}
 		x1, y1 := a.x+nodeW, a.y+nodeH/2
 		x2, y2 := z.x, z.y+nodeH/2
-		if e.Failed {
-			y1, y2 = a.y+nodeH-8, z.y+nodeH-8
-		}
 		mid := (x1 + x2) / 2
-		class, marker := "edge", "arrow"
 		if e.Failed {
-			class, marker = "edge failed", "arrow-failed"
+			// Down from the bottom of the failing node to the top of the
+			// dead-letter sink below.
+			x1, y1, x2, y2 = a.x+nodeW/2, a.y+nodeH, z.x+nodeW/2, z.y
+			fmt.Fprintf(&b, `<path class="edge failed" d="M%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#arrow-failed)"/>`, x1, y1, x1, y1+rowGap, x2, y2-rowGap, x2, y2)
+			continue
 		}
-		fmt.Fprintf(&b, `<path class="%s" d="M%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#%s)"/>`, class, x1, y1, mid, y1, mid, y2, x2, y2, marker)
+		fmt.Fprintf(&b, `<path class="edge" d="M%d,%d C%d,%d %d,%d %d,%d" marker-end="url(#arrow)"/>`, x1, y1, mid, y1, mid, y2, x2, y2)
 		if e.Port != "" {
 			fmt.Fprintf(&b, `<text class="port" x="%d" y="%d">%s</text>`, mid-10, (y1+y2)/2-4, html.EscapeString(e.Port))
 		}
@@ -105,7 +105,7 @@ func svg(g Graph) string {
 		b.WriteString(`<text class="errs" x="10" y="76"></text>`)
 		b.WriteString(`<text class="extra" x="10" y="94"></text>`)
 		if role != pipeline.RoleSource.String() {
-			fmt.Fprintf(&b, `<rect class="qbg" x="10" y="101" width="%d" height="5"/><rect class="qfill" x="10" y="101" width="0" height="5"/>`, nodeW-20)
+			fmt.Fprintf(&b, `<rect class="qbg" x="10" y="101" width="%d" height="5"/><rect class="qfill" x="10" y="101" width="0" height="5" data-max="%d"/>`, nodeW-20, nodeW-20)
 		}
 		b.WriteString(`</g>`)
 	}
