@@ -97,10 +97,8 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		case <-s.done:
 			return
 		}
-		if keep != nil {
-			if ok, err := keep(m.Body); err != nil || !ok {
-				continue
-			}
+		if keep != nil && !filterTapped(&m, keep) {
+			continue
 		}
 		line := TapLine{Node: node, Port: m.Port, Time: m.Created, Body: s.body(m.Body), Skipped: skipped.Load()}
 		for _, b := range m.Members {
@@ -135,4 +133,22 @@ func (s *Server) body(b []byte) json.RawMessage {
 	}
 	q, _ := json.Marshal(string(b))
 	return q
+}
+
+// filterTapped applies keep to m: to its body, or to each member of a
+// batch, keeping the members that pass. It reports whether anything is
+// left. A message the condition cannot evaluate is left out.
+func filterTapped(m *pipeline.Tapped, keep func([]byte) (bool, error)) bool {
+	if m.Members == nil {
+		ok, err := keep(m.Body)
+		return err == nil && ok
+	}
+	var kept [][]byte
+	for _, b := range m.Members {
+		if ok, err := keep(b); err == nil && ok {
+			kept = append(kept, b)
+		}
+	}
+	m.Members = kept
+	return kept != nil
 }

@@ -208,6 +208,18 @@ func TestTapPrintsNDJSONOfTheMessagesLeavingANode(t *testing.T) {
 	if !strings.Contains(stderr.String(), "5 messages from throttle, 0 skipped") {
 		t.Errorf("pipe tap stderr = %q, want the count of messages and skips", stderr.String())
 	}
+	// A filter on a batch keeps the members that pass.
+	out, err = exec.Command(bin, "tap", "--addr", addr, "-n", "1", "--filter", "msg.id % 5 == 0", "batch").Output()
+	var batch live.TapLine
+	if err != nil || json.Unmarshal(out, &batch) != nil || len(batch.Members) == 0 {
+		t.Fatalf("pipe tap --filter on batch = %v %s, want one batch line with the members whose id is a multiple of 5", err, out)
+	}
+	for _, b := range batch.Members {
+		var body struct{ ID int64 }
+		if json.Unmarshal(b, &body) != nil || body.ID%5 != 0 {
+			t.Errorf("pipe tap --filter 'msg.id %% 5 == 0' on batch kept member %s", b)
+		}
+	}
 	cmd = exec.Command(bin, "tap", "--addr", addr, "nope")
 	if b, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != exitConfig || !strings.Contains(string(b), `no node named "nope"`) {
 		t.Errorf("pipe tap nope = %v %s, want exit 2 naming the node", err, b)
