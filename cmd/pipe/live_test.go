@@ -293,3 +293,79 @@ func TestTopDrawsTheLiveTableInATerminal(t *testing.T) {
 		t.Errorf("pipe top exit %d after q, want 0", code)
 	}
 }
+
+// Secrets from the config never show on the live surfaces: not in the
+// settings the page draws, not in a tapped message, not in recent errors.
+func TestTheLiveSurfacesHideSecretValues(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI")
+	}
+	const secret = "tok-9c2e-LIVE-SECRET"
+	bin := buildPipe(t)
+	file := writeFile(t, "secret.yaml", `
+name: secret
+source: {stdin: {}}
+sink:
+  http: {url: "http://127.0.0.1:1/hook", token: "${LIVE_TOKEN}"}
+dead_letter: {drop: {}}
+`)
+	cmd := exec.Command(bin, "run", "--quiet", "--log-format", "json", "--http", "127.0.0.1:0", file)
+	cmd.Env = append(os.Environ(), "LIVE_TOKEN="+secret)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	addr := ""
+	for addr == "" && sc.Scan() {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "serving metrics" {
+			addr = rec.Addr
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	base := "http://" + addr
+
+	// A tap on the source, attached before the message is sent
+	resp, err := http.Get(base + "/api/v1/tap/source?n=1&meta=1")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("tap: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.WriteString(stdin, `{"note":"the token is `+secret+`"}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, "(hidden)") || strings.Contains(line, secret) {
+		t.Fatalf("tapped line = %q (%v), want the token shown as (hidden)", line, err)
+	}
+	// and the failure it causes, once the sink has failed it
+	var errs string
+	for try := 0; try < 100 && !strings.Contains(errs, "sink_error"); try++ {
+		_, errs = httpGet(t, base+"/api/v1/nodes/sink/errors")
+		if !strings.Contains(errs, "sink_error") {
+			_ = apiStatsAfter(t, base, apiStats(t, base).Seq) // wait one update
+		}
+	}
+	if !strings.Contains(errs, "sink_error") {
+		t.Fatalf("recent errors of the sink = %s, want its failure", errs)
+	}
+	_, graph := httpGet(t, base+"/api/v1/graph")
+	_, page := httpGet(t, base+"/")
+	for what, text := range map[string]string{"recent errors": errs, "graph": graph, "page": page} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s shows the secret:\n%s", what, text)
+		}
+	}
+	if !strings.Contains(graph, `"token: (hidden)"`) {
+		t.Errorf("graph settings = %s, want token: (hidden)", graph)
+	}
+}
