@@ -67,6 +67,10 @@ type Server struct {
 	done    chan struct{} // closed by Close; ends streams
 	close   sync.Once
 
+	shown    *pipeline.Pipeline // the pipeline last seen; under mu
+	replaced chan struct{}      // closed when shown is replaced; under mu
+	restart  bool               // shown was replaced since the last snapshot; under mu
+
 	onTap func() // test hook: called once a tap is attached
 }
 
@@ -78,7 +82,7 @@ func New(cur Current, opts Options) *Server {
 	if opts.TapBuffer <= 0 {
 		opts.TapBuffer = DefaultTapBuffer
 	}
-	return &Server{cur: cur, opts: opts, updated: make(chan struct{}), done: make(chan struct{})}
+	return &Server{cur: cur, opts: opts, updated: make(chan struct{}), done: make(chan struct{}), replaced: make(chan struct{})}
 }
 
 // Run takes a snapshot every interval until ctx ends or Close is called.
@@ -102,6 +106,9 @@ func (s *Server) Run(ctx context.Context) {
 // down at once.
 func (s *Server) Close() { s.close.Do(func() { close(s.done) }) }
 
+// sample takes a snapshot. A reloaded pipeline (pipe run --watch) starts
+// its counters afresh, so its first snapshot has no rates, and the taps of
+// the old one end.
 func (s *Server) sample(now time.Time) {
 	p, g := s.cur()
 	prev := s.latest.Load()
@@ -109,11 +116,41 @@ func (s *Server) sample(now time.Time) {
 	if prev != nil {
 		seq = prev.Seq + 1
 	}
-	s.latest.Store(snapshot(g.Name, seq, now, p.Stats(), prev))
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.see(p) {
+		prev = nil
+	}
+	s.latest.Store(snapshot(g.Name, seq, now, p.Stats(), prev))
 	close(s.updated)
 	s.updated = make(chan struct{})
-	s.mu.Unlock()
+}
+
+// see records p as the pipeline shown; if it replaces another, it ends
+// that one's taps and reports true until a snapshot has been taken of p
+// (sample passes no previous snapshot, so rates restart). s.mu must be
+// held.
+func (s *Server) see(p *pipeline.Pipeline) (restarted bool) {
+	if s.shown != nil && s.shown != p {
+		close(s.replaced)
+		s.replaced = make(chan struct{})
+		s.restart = true
+	}
+	s.shown = p
+	restarted, s.restart = s.restart, false
+	return restarted
+}
+
+// pipelineNow returns the current pipeline and a channel closed once it
+// is replaced.
+func (s *Server) pipelineNow() (*pipeline.Pipeline, <-chan struct{}) {
+	p, _ := s.cur()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.see(p) {
+		s.restart = true // keep it for sample
+	}
+	return p, s.replaced
 }
 
 // next returns the latest snapshot and a channel closed at the next one.

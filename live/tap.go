@@ -59,7 +59,7 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	port, hasPort, withMeta := q.Get("port"), q.Has("port"), q.Get("meta") == "1"
-	p, _ := s.cur()
+	p, replaced := s.pipelineNow()
 	buf := make(chan pipeline.Tapped, s.opts.TapBuffer)
 	var skipped atomic.Int64
 	detach, err := p.Tap(node, func(m pipeline.Tapped) {
@@ -95,6 +95,8 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-s.done:
+			return
+		case <-replaced:
 			return
 		}
 		if keep != nil && !filterTapped(&m, keep) {

@@ -149,3 +149,31 @@ func BenchmarkTapSlowReader(b *testing.B) {
 		})
 	}
 }
+
+func TestATapEndsWhenItsPipelineIsReplaced(t *testing.T) {
+	a, b := start(t), start(t)
+	cur := a.p
+	var mu sync.Mutex
+	s := New(func() (*pipeline.Pipeline, Graph) { mu.Lock(); defer mu.Unlock(); return cur, Graph{} }, Options{})
+	s.sample(time.Now())
+	attached := make(chan struct{})
+	s.onTap = func() { close(attached) }
+	req := httptest.NewRequest("GET", "/api/v1/tap/st", nil)
+	req.SetPathValue("node", "st")
+	done := make(chan struct{})
+	go func() { defer close(done); s.tap(httptest.NewRecorder(), req) }()
+	<-attached
+	a.send("x")
+	mu.Lock()
+	cur = b.p
+	mu.Unlock()
+	s.sample(time.Now())
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tap on the replaced pipeline did not end")
+	}
+	if snap := s.latest.Load(); snap.IntervalSeconds != 0 {
+		t.Fatalf("first snapshot of the new pipeline has interval %v, want 0 (no rates across a reload)", snap.IntervalSeconds)
+	}
+}
