@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -49,6 +50,7 @@ type Pipeline struct {
 	dlq     *node
 	started atomic.Bool
 	kill    atomic.Pointer[func()]
+	tapMu   sync.Mutex // serialises changes to the nodes' taps
 }
 
 type node struct {
@@ -74,6 +76,8 @@ type node struct {
 	lastLog    atomic.Int64
 	suppressed atomic.Int64
 	reasons    reasonCounts // dead letters by reason, on the dead-letter sink
+	taps       tapOf
+	recent     recentErrors
 }
 
 // New returns an empty pipeline.

@@ -34,6 +34,7 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 	} else {
 		o.p.leave(o.n, m, nil)
 	}
+	tapOut(o.n, port, m)
 	// out counts what was handed on: a message refused by the stop or by
 	// ctx (a source's backpressure deadline) is not in it.
 	switch len(targets) {
@@ -94,6 +95,7 @@ func (o *outlet) Drop(m *Message, reason string) {
 
 func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
 	o.n.stats.failed.Add(1)
+	o.n.recent.add(o.p.Clock.Now(), err)
 	o.p.leave(o.n, m, err)
 	dlq := o.p.dlq
 	if dlq == nil {

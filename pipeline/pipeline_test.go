@@ -48,7 +48,7 @@ func linear(t *testing.T, src pipeline.Source, st any, sink pipeline.Sink, o pip
 	return p
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -247,11 +247,13 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 	case err == nil:
 		n.stats.out.Add(1)
 		p.leave(n, m, nil)
+		tapOut(n, "", m)
 		m.Ack()
 	case ctx.Err() != nil:
 		out.abandon(m)
 	case n.role == RoleDeadLetter:
 		n.stats.failed.Add(1)
+		n.recent.add(p.Clock.Now(), err)
 		n.stats.nacked.Add(1)
 		p.leave(n, m, err)
 		p.Logger.Error("dead-letter sink failed; message nacked", "pipeline", p.Name, "sink", n.kind, "err", err)

@@ -4,6 +4,8 @@
 //	pipe validate FILE... check pipeline files and report every problem
 //	pipe test FILE...     run pipeline tests written in YAML
 //	pipe graph FILE       draw a pipeline as Mermaid or Graphviz dot
+//	pipe tap NODE         print the messages leaving a node of a running pipeline
+//	pipe top              show a running pipeline's live table in the terminal
 //	pipe fmt FILE...      print pipeline files in canonical form (-w rewrites)
 //	pipe kinds [NAME...]  list or describe the source, stage and sink kinds
 //	pipe schema           print the JSON Schema of pipeline files
@@ -37,6 +39,10 @@ Usage:
                               run pipeline tests (*_test.yaml) on a virtual clock
   pipe graph [--format mermaid|dot] FILE
                               draw a pipeline (Mermaid by default)
+  pipe tap [--addr ADDR] [-n N] [--filter CEL] NODE[.port]
+                              print messages leaving a node of pipe run --http, as NDJSON
+  pipe top [--addr ADDR] [--sort rate|errors]
+                              live table of a pipe run --http pipeline in the terminal
   pipe fmt [-l] [-w] FILE...  format pipeline files, keeping comments
   pipe kinds [NAME...]        list source, stage and sink kinds, or describe some
   pipe schema                 print the JSON Schema of pipeline files (for editors)
@@ -63,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTest(args[1:], stdout, stderr)
 	case "graph":
 		return cmdGraph(args[1:], stdout, stderr)
+	case "tap":
+		return cmdTap(args[1:], stdout, stderr)
+	case "top":
+		return cmdTop(args[1:], os.Stdin, stdout, stderr)
 	case "fmt":
 		return cmdFmt(args[1:], stdout, stderr)
 	case "kinds":

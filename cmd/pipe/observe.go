@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/pipe-dsl/pipe/dsl"
-	"github.com/pipe-dsl/pipe/metrics"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/tracing"
 )
@@ -29,45 +24,6 @@ func tracingConfig(c *dsl.Config) tracing.Config {
 		}
 	}
 	return tc
-}
-
-// serveMetrics listens on addr and serves the metrics exporter of the
-// watcher's current pipeline until stop is called.
-func serveMetrics(addr string, w *watcher, traces *tracing.Provider, logger *slog.Logger) (*metrics.Exporter, func(), error) {
-	var spans metrics.SpanStatsFunc
-	if traces.TracerProvider != nil {
-		spans = func() metrics.SpanStats {
-			s := traces.Stats()
-			return metrics.SpanStats{Ended: s.Ended, Exported: s.Exported, Failed: s.Failed, Dropped: s.Dropped}
-		}
-	}
-	exp, err := metrics.New(func() (string, []pipeline.NodeStats) {
-		c := w.current()
-		return c.Config.Name, c.Stats()
-	}, spans)
-	if err != nil {
-		return nil, nil, err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		_ = exp.Shutdown(context.Background())
-		return nil, nil, err
-	}
-	srv := &http.Server{Handler: exp.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server failed", "err", err)
-		}
-	})
-	logger.Info("serving metrics", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
-	return exp, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		wg.Wait()
-		_ = exp.Shutdown(ctx)
-	}, nil
 }
 
 // startProgress starts the live view on w (redrawn if w is a terminal,

@@ -26,7 +26,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	quiet := fs.Bool("quiet", false, "no live progress and no end-of-run summary")
-	httpAddr := fs.String("http", "", "serve /metrics, /healthz and /readyz on `ADDR`, e.g. 127.0.0.1:9464 (default: the file's metrics.http)")
+	httpFlag := fs.String("http", "", "serve the live page (/), /api/v1/stats, taps, /metrics, /healthz and /readyz on `ADDR`, e.g. 127.0.0.1:9464; a bare :PORT is loopback only (default: the file's metrics.http)")
+	httpToken := fs.String("http-token", "", "bearer `TOKEN` required by the live page, API and taps; without one a non-loopback --http serves only /metrics and probes (default: $PIPE_HTTP_TOKEN)")
 	watch := fs.Bool("watch", false, "reload when FILE changes: compile the new version, drain the old pipeline, start the new one")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pipe run [flags] FILE")
@@ -92,14 +93,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		w.summary = func(p *dsl.Compiled, d time.Duration) { printSummary(stderr, p.Stats(), d) }
 	}
-	addr := *httpAddr
+	addr := *httpFlag
+	if *httpToken == "" {
+		*httpToken = os.Getenv("PIPE_HTTP_TOKEN")
+	}
 	if addr == "" && p.Config.Metrics != nil {
 		addr = p.Config.Metrics.HTTP
 	}
 	var exp *metrics.Exporter
 	if addr != "" {
 		var stopHTTP func()
-		exp, stopHTTP, err = serveMetrics(addr, w, traces, logger)
+		exp, _, stopHTTP, err = serveHTTP(addr, *httpToken, w, traces, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "pipe run: --http %s: %v\n", addr, err)
 			return exitConfig
