@@ -319,6 +319,7 @@ func (p *Pipeline) Stats() []NodeStats {
 			DeadLettered: n.stats.deadLettered.Load(),
 			Nacked:       n.stats.nacked.Load(),
 			Acked:        n.stats.acked.Load(),
+			NackReasons:  n.stats.nackReasons.snapshot(),
 			Latency:      n.stats.latency.snapshot(),
 			Buffer:       n.opts.Buffer,
 		}

@@ -189,9 +189,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if exp != nil {
 		exp.SetReady(false)
 	}
+	stats := p.Stats()
+	nacked, nackLine := undelivered(stats)
 	if !*quiet {
 		stopProgress()
-		printSummary(stderr, p.Stats(), time.Since(start))
+		printSummary(stderr, stats, time.Since(start))
+		if nacked > 0 {
+			fmt.Fprintln(stderr, nackLine)
+		}
+	}
+	if runErr == nil && nacked > 0 {
+		// A run that left source messages undelivered did not succeed,
+		// even if every node returned cleanly: scripts read the status.
+		if *quiet {
+			logger.Error("pipeline failed", "err", nackLine)
+		}
+		return exitRuntime
 	}
 	if runErr != nil {
 		var ab *pipeline.AbandonedError
