@@ -32,6 +32,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if p.Clock == nil {
 		p.Clock = SystemClock
 	}
+	if err := p.check(ctx); err != nil {
+		return err
+	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
 	kill := func() { cancelHard() }
@@ -94,6 +97,34 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if len(ab.InFlight) > 0 {
 			errs = append(errs, ab)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// check calls Check on every stage and sink that is a [Checker], before
+// any source starts. When one fails it closes the nodes it checked (a
+// check may open connections) and returns every failure, each naming its
+// node.
+func (p *Pipeline) check(ctx context.Context) error {
+	var checked []*node
+	var errs []error
+	for _, n := range p.all() {
+		c, ok := n.value().(Checker)
+		if !ok || n.role == RoleSource {
+			continue
+		}
+		checked = append(checked, n)
+		if err := c.Check(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q (%s): check before start: %w", n.role, n.name, n.kind, err))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	for _, n := range checked {
+		if c, ok := n.value().(Closer); ok {
+			_ = c.Close(ctx)
 		}
 	}
 	return errors.Join(errs...)

@@ -71,3 +71,26 @@ func TestUndeliveredNamesTheTopReasons(t *testing.T) {
 		}
 	}
 }
+
+// Given a file sink whose directory does not exist, when the run starts,
+// then it fails at once with exit 1 naming the sink and the path, before
+// the source produced anything.
+func TestARunWhoseSinkFailsItsCheckExitsOneBeforeReading(t *testing.T) {
+	file := writeFile(t, "proc.yaml", `
+name: proc
+source: {generate: {count: 5, message: '{"id": seq}'}}
+sink: {file: {path: /proc/x/y}}
+`)
+	code, _, stderr := runCLI("run", "--log-format", "json", file)
+	if code != exitRuntime {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitRuntime, stderr)
+	}
+	for _, want := range []string{`sink \"sink\" (file): check before start: path /proc/x/y: directory /proc/x: no such file or directory`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "message failed") {
+		t.Errorf("messages were read before the check failed:\n%s", stderr)
+	}
+}

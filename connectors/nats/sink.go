@@ -48,8 +48,9 @@ type sink struct {
 }
 
 var (
-	_ pipeline.Sink   = (*sink)(nil)
-	_ pipeline.Closer = (*sink)(nil)
+	_ pipeline.Sink    = (*sink)(nil)
+	_ pipeline.Closer  = (*sink)(nil)
+	_ pipeline.Checker = (*sink)(nil)
 )
 
 func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
@@ -59,6 +60,9 @@ func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
 		logger: env.Logger.With("node", env.Node, "kind", "nats_jetstream"),
 	}, nil
 }
+
+// Check fails when the url list does not parse; it does not connect.
+func (s *sink) Check(context.Context) error { return checkURLs(s.cfg.URL) }
 
 func (s *sink) jetStream() (jetstream.JetStream, error) {
 	s.mu.Lock()
