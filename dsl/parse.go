@@ -237,6 +237,7 @@ func (p *parser) parse() {
 			p.c.DeadLetter = n
 		}
 	}
+	p.checkDeadLetterModes()
 }
 
 func durationErr(err error, v *yaml.Node) string {
