@@ -49,6 +49,8 @@ type Pipeline struct {
 	dlq     *node
 	started atomic.Bool
 	kill    atomic.Pointer[func()]
+	// killed records that Kill, not the drain timeout, began the hard stop.
+	killed atomic.Bool
 }
 
 type node struct {

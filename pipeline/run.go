@@ -37,7 +37,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	kill := func() { cancelHard() }
+	kill := func() {
+		if hard.Err() == nil {
+			p.killed.Store(true)
+		}
+		cancelHard()
+	}
 	p.kill.Store(&kill)
 
 	done := make(chan struct{})
@@ -96,6 +101,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		}
 		if len(ab.InFlight) > 0 {
+			ab.Killed = p.killed.Load()
+			for _, n := range p.nodes {
+				if n.role == RoleSource {
+					ab.Sources += int(n.stats.nackReasons.get(nackReason(ErrAbandoned)))
+				}
+			}
 			errs = append(errs, ab)
 		}
 	}
@@ -271,8 +282,16 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 	start := time.Now()
 	err := n.sink.Write(ctx, m)
 	n.stats.latency.record(time.Since(start))
+	// A batch the sink accepted in part counts as its members: the
+	// accepted ones out, the refused ones failed.
+	var accepted, refused int64 = 0, 1
 	if err != nil && n.role != RoleDeadLetter {
+		total := len(m.batch)
 		err = m.keepRefused(err)
+		if m.refused != nil {
+			refused = int64(len(m.refused))
+			accepted = int64(total) - refused
+		}
 	}
 	switch {
 	case err == nil:
@@ -291,7 +310,8 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 		if Reason(err) == ReasonError {
 			err = WithReason(ReasonSinkError, err)
 		}
-		out.Fail(ctx, m, err)
+		n.stats.out.Add(accepted)
+		out.fail(ctx, m, err, refused)
 	}
 }
 

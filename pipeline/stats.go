@@ -59,6 +59,12 @@ func (r *reasonCounts) add(reason string) {
 	r.mu.Unlock()
 }
 
+func (r *reasonCounts) get(reason string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[reason]
+}
+
 // snapshot returns a copy of the counts, nil when there are none.
 func (r *reasonCounts) snapshot() map[string]int64 {
 	r.mu.Lock()

@@ -59,6 +59,8 @@ func TestUndeliveredNamesTheTopReasons(t *testing.T) {
 		{"nothing nacked", []pipeline.NodeStats{{Role: pipeline.RoleSource, Acked: 3}}, 0, ""},
 		{"one", []pipeline.NodeStats{{Role: pipeline.RoleSource, Nacked: 1, NackReasons: map[string]int64{"sink_error": 1}}},
 			1, "1 source message not delivered (nacked): sink_error 1"},
+		{"unresolved at exit count as in flight", []pipeline.NodeStats{{Role: pipeline.RoleSource, Out: 130, Acked: 0, Nacked: 1, NackReasons: map[string]int64{"abandoned": 1}}},
+			130, "130 source messages not delivered (nacked): in_flight 129, abandoned 1"},
 		{"sources add up, stages do not count, top three by count", []pipeline.NodeStats{
 			{Role: pipeline.RoleSource, Nacked: 9, NackReasons: map[string]int64{"sink_error": 5, "timeout": 1, "abandoned": 3}},
 			{Role: pipeline.RoleStage, Nacked: 7, NackReasons: map[string]int64{"rate_limited": 7}},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -118,6 +119,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// node is blocked in a call that ignores cancellation. pipe then exits
 	// without acking what is in flight.
 	stuck := make(chan struct{})
+	// aborted records the second signal: the operator's abort.
+	var aborted atomic.Bool
 	go func() {
 		select {
 		case s := <-sigs:
@@ -138,6 +141,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		select {
 		case <-sigs:
 			logger.Warn("aborting: in-flight messages are nacked")
+			aborted.Store(true)
 			w.current().Kill()
 			bound.Reset(stopGrace)
 		case <-bound.C:
@@ -208,8 +212,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if runErr != nil {
 		var ab *pipeline.AbandonedError
-		if errors.As(runErr, &ab) {
-			logger.Error("drain incomplete", "in_flight", ab.InFlight)
+		switch {
+		case aborted.Load():
+			// The second signal: say so, whether the nodes stopped after
+			// the kill or pipe gave up on them, counting source messages.
+			logger.Error("pipeline failed", "err", fmt.Sprintf("aborted by signal: %d source messages not delivered", nacked),
+				"cause", runErr)
+			return exitRuntime
+		case errors.As(runErr, &ab):
+			logger.Error("drain incomplete", "source_messages", ab.Sources, "in_flight", ab.InFlight)
 		}
 		logger.Error("pipeline failed", "err", runErr)
 		return exitRuntime

@@ -45,7 +45,8 @@ func dur(d time.Duration, n int64) string {
 	return d.Round(10 * time.Microsecond).String()
 }
 
-// undelivered counts the source messages that ended nacked and says so in
+// undelivered counts the source messages that ended nacked, or were still
+// unresolved when pipe gave up, and says so in
 // one line with the top reasons, e.g. "8 source messages not delivered
 // (nacked): sink_error 6, expression_error 2". It returns 0 and "" when every
 // source message was acked.
@@ -59,6 +60,11 @@ func undelivered(stats []pipeline.NodeStats) (int64, string) {
 		total += s.Nacked
 		for r, c := range s.NackReasons {
 			reasons[r] += c
+		}
+		// Neither acked nor nacked: still in flight when pipe gave up.
+		if open := s.Out - s.Acked - s.Nacked; open > 0 {
+			total += open
+			reasons["in_flight"] += open
 		}
 	}
 	if total == 0 {
