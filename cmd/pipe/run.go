@@ -26,7 +26,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	drain := fs.Duration("drain-timeout", 0, "bound on the soft stop after SIGINT/SIGTERM (default: the file's drain_timeout, else 30s)")
 	logFormat := fs.String("log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	quiet := fs.Bool("quiet", false, "no live progress and no end-of-run summary")
+	quiet := fs.Bool("quiet", false, "no \"pipeline started\" line, live progress or end-of-run summary")
 	httpAddr := fs.String("http", "", "serve /metrics, /healthz and /readyz on `ADDR`, e.g. 127.0.0.1:9464 (default: the file's metrics.http)")
 	watch := fs.Bool("watch", false, "reload when FILE changes: compile the new version, drain the old pipeline, start the new one")
 	fs.Usage = func() {
@@ -46,6 +46,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 		return exitConfig
 	}
+	defer routeLibraryLogs(logger)()
 	var tracer pipeline.Tracer
 	var first *dsl.Config
 	load := func() (*dsl.Compiled, error) {
@@ -70,7 +71,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	first = p.Config
-	traces, err := tracing.New(context.Background(), tracingConfig(p.Config))
+	tc := tracingConfig(p.Config)
+	// The stdout exporter writes to stderr: stdout carries messages
+	// (a stdout sink), and spans mixed into them would corrupt both.
+	tc.Stdout = stderr
+	traces, err := tracing.New(context.Background(), tc)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 		return exitConfig
@@ -161,7 +166,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if exp != nil {
 		exp.SetReady(true)
 	}
-	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
+	if !*quiet {
+		logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
+	}
 	stopProgress := func() {}
 	if !*quiet {
 		stopProgress = startProgress(stderr, logger, func() []pipeline.NodeStats { return w.current().Stats() })
