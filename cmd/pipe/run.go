@@ -124,11 +124,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// node is blocked in a call that ignores cancellation. pipe then exits
 	// without acking what is in flight.
 	stuck := make(chan struct{})
-	// aborted records the second signal: the operator's abort.
-	var aborted atomic.Bool
+	// signalled records the first signal (the soft stop), aborted the
+	// second: the operator's abort.
+	var signalled, aborted atomic.Bool
 	go func() {
 		select {
 		case s := <-sigs:
+			signalled.Store(true)
 			logger.Info("draining; send the signal again to abort", "signal", s.String())
 			if exp != nil {
 				exp.SetReady(false)
@@ -208,6 +210,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if nacked > 0 {
 			fmt.Fprintln(stderr, nackLine)
 		}
+	}
+	if runErr == nil && signalled.Load() {
+		// A message whose send the soft stop refused was nacked back to
+		// its source (which redelivers it, if it can): stopping a source
+		// on request is not a failure; other nacks still are.
+		nacked -= abandonedAtStop(stats)
 	}
 	if runErr == nil && nacked > 0 {
 		// A run that left source messages undelivered did not succeed,

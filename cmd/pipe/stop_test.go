@@ -77,3 +77,47 @@ sinks:
 		t.Errorf("the batch wrote %d lines, want 3:\n%s", n, got)
 	}
 }
+
+// Given an endless source held back by a slow stage, when SIGTERM stops
+// it, then the message whose send the stop refused is nacked back to the
+// source, and that is no failure: exit 0.
+func TestSIGTERMOnABackpressuredEndlessRunExitsZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI")
+	}
+	file := writeFile(t, "endless.yaml", `
+name: endless
+buffer: 1
+source: {generate: {count: 0, message: '{"id": seq}'}}
+stages: [{throttle: {rate: 20, burst: 1}}]
+sink: {stdout: {}}
+`)
+	cmd := exec.Command(buildPipe(t), "run", "--log-format", "json", file)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	sc := bufio.NewScanner(stdout)
+	for range 5 { // by now the source waits on the full buffers
+		if !sc.Scan() {
+			t.Fatalf("stdout ended early: %v", sc.Err())
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+	}
+	if code := wait(t, cmd); code != exitOK {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitOK, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "not delivered (nacked): abandoned 1") {
+		t.Errorf("the summary does not report the refused send:\n%s", stderr.String())
+	}
+}

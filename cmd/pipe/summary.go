@@ -102,3 +102,15 @@ func undelivered(stats []pipeline.NodeStats) (int64, string) {
 
 // topReasons is how many nack reasons the last line of the summary names.
 const topReasons = 3
+
+// abandonedAtStop counts the source messages nacked as abandoned: at a
+// clean soft stop, those whose send the stop refused.
+func abandonedAtStop(stats []pipeline.NodeStats) int64 {
+	var n int64
+	for _, s := range stats {
+		if s.Role == pipeline.RoleSource {
+			n += s.NackReasons["abandoned"]
+		}
+	}
+	return n
+}
