@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 20s
 SOAK    ?= 60s
 
-.PHONY: all build test vet validate docs bench bench-pacing bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
+.PHONY: all build test vet validate fmt-check docs bench bench-pacing bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -23,6 +23,11 @@ vet:
 validate: build
 	INGEST_TOKEN=validate-only ./bin/pipe validate $$(ls pipelines/*.yaml | grep -v '_test\.yaml$$')
 	./bin/pipe test pipelines/*_test.yaml
+
+# The example pipelines are in pipe fmt's canonical form (pipe fmt -w
+# pipelines/ fixes them).
+fmt-check: build
+	@out=$$(./bin/pipe fmt -l pipelines/) && test -z "$$out" || { echo "pipe fmt needed (run ./bin/pipe fmt -w pipelines/):"; echo "$$out"; exit 1; }
 
 # The kinds reference and JSON Schema, generated from the registry; a test
 # fails when the checked-in copies are stale.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -115,8 +116,9 @@ type fileSink struct {
 }
 
 var (
-	_ pipeline.Sink   = (*fileSink)(nil)
-	_ pipeline.Closer = (*fileSink)(nil)
+	_ pipeline.Sink    = (*fileSink)(nil)
+	_ pipeline.Closer  = (*fileSink)(nil)
+	_ pipeline.Checker = (*fileSink)(nil)
 )
 
 func newFileSink(c *fileSinkConfig, _ component.Env) (pipeline.Sink, error) {
@@ -143,6 +145,31 @@ func (s *fileSink) Write(_ context.Context, m *pipeline.Message) error {
 	}
 	if s.cfg.Sync {
 		return s.f.Sync()
+	}
+	return nil
+}
+
+// Check fails when the path cannot be written: its directory is missing or
+// not a directory, the path is a directory, or the process may not write
+// there. It opens nothing (the path may be a FIFO, whose open blocks).
+func (s *fileSink) Check(context.Context) error {
+	path := s.cfg.Path
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("path %s: directory %s: %w", path, dir, errors.Unwrap(err))
+	case !st.IsDir():
+		return fmt.Errorf("path %s: %s is not a directory", path, dir)
+	}
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("path %s is a directory", path)
+		}
+		dir = path // an existing file must be writable itself
+	}
+	if err := writable(dir); err != nil {
+		return fmt.Errorf("path %s: %s: %w", path, dir, err)
 	}
 	return nil
 }

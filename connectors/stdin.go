@@ -18,14 +18,22 @@ func init() {
 		stdinConfig{MaxLine: DefaultMaxLine}, newStdin, component.WithFailures()))
 }
 
-type stdin struct{ max int }
+// stdin reads in (os.Stdin outside tests).
+type stdin struct {
+	in  *os.File
+	max int
+}
 
 var _ pipeline.Source = (*stdin)(nil)
 
 func newStdin(c *stdinConfig, _ component.Env) (pipeline.Source, error) {
-	return &stdin{max: int(c.MaxLine)}, nil
+	return &stdin{in: os.Stdin, max: int(c.MaxLine)}, nil
 }
 
+// Read sends every line until EOF or the soft stop, which interrupts a read
+// blocked on an input that stays open.
 func (s *stdin) Read(ctx context.Context, out pipeline.Outlet) error {
-	return readLines(ctx, os.Stdin, s.max, out)
+	in, restore := interruptible(s.in)
+	defer restore()
+	return readLines(ctx, in, s.max, out)
 }

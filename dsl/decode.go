@@ -63,6 +63,7 @@ func (d *decoder) object(v reflect.Value, fields []component.Field, n *yaml.Node
 		names[i] = f.Name
 	}
 	set := map[string]bool{}
+	unknown := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		j := slices.Index(names, k.Value)
@@ -70,6 +71,7 @@ func (d *decoder) object(v reflect.Value, fields []component.Field, n *yaml.Node
 		case set[k.Value]:
 			d.errorf(k, "%s: duplicate key %q", what, k.Value)
 		case j < 0:
+			unknown = true
 			if s := Suggest(k.Value, names); s != "" {
 				d.errorf(k, "%s: unknown key %q; did you mean %q?", what, k.Value, s)
 			} else if len(names) == 0 {
@@ -82,8 +84,10 @@ func (d *decoder) object(v reflect.Value, fields []component.Field, n *yaml.Node
 			d.value(v.FieldByIndex(fields[j].Index), fields[j], val, what+"."+k.Value)
 		}
 	}
+	// After an unknown key, a missing required key is most likely that
+	// key misspelt: report the real problem only.
 	for _, f := range fields {
-		if f.Required && !set[f.Name] {
+		if f.Required && !set[f.Name] && !unknown {
 			d.errorf(n, "%s: missing required key %q (%s)", what, f.Name, f.Description)
 		}
 	}

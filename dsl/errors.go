@@ -212,7 +212,8 @@ func errLines(text string) []string {
 // just after the last character.
 func errExcerpt(line string, col int) (shown string, caret int) {
 	if !utf8.ValidString(line) {
-		line = strings.ToValidUTF8(line, "\uFFFD")
+		// Binary data: echoing it could drive the terminal.
+		return "(binary data, not shown)", -1
 	}
 	cells := make([]string, 0, len(line)) // one entry per display column
 	caret = -1
@@ -228,8 +229,11 @@ func errExcerpt(line string, col int) (shown string, caret int) {
 			for range n {
 				cells = append(cells, " ")
 			}
-		case unicode.IsControl(r) || r == utf8.RuneError:
-			cells = append(cells, "\uFFFD")
+		case unicode.IsControl(r):
+			// Escaped, one cell per character shown, so the caret lines up.
+			for _, c := range fmt.Sprintf("\\x%02x", r) {
+				cells = append(cells, string(c))
+			}
 		default:
 			cells = append(cells, string(r))
 		}

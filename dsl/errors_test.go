@@ -70,6 +70,7 @@ func TestRender(t *testing.T) {
 		"p.yaml":    []byte("name: demo\nstages:\n  - filtr: {}\nnote:\t\"tab\"\r\nend: x\n"),
 		"long.yaml": []byte("k: " + strings.Repeat("a", 150) + "X" + strings.Repeat("b", 150) + "\n"),
 		"ctl.yaml":  []byte("k: \x1b[31mred\n"),
+		"bin.yaml":  []byte("\x00\xff\xfe\x1b]0;pwned\x07\n"),
 	}
 	for _, tc := range []struct {
 		name string
@@ -112,7 +113,11 @@ p.yaml:3:5: unknown stage kind "filtr"; did you mean "filter"?
 	}, {
 		name: "control characters cannot reach the terminal",
 		errs: []*Error{{Pos{"ctl.yaml", 1, 4}, "bad"}},
-		want: "ctl.yaml:1:4: bad\n | k: \uFFFD[31mred\n |    ^\n",
+		want: "ctl.yaml:1:4: bad\n | k: \\x1b[31mred\n |    ^\n",
+	}, {
+		name: "binary data is not shown",
+		errs: []*Error{{Pos{"bin.yaml", 1, 1}, "bad"}},
+		want: "bin.yaml:1:1: bad\n | (binary data, not shown)\n",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder

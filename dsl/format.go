@@ -39,8 +39,11 @@ func formatOnce(file string, src []byte) ([]byte, error) {
 		errs.Add(NodePos(file, root), "a pipeline file is a mapping (name:, source:, stages:, ...), not %s", kindName(root))
 		return nil, errs
 	}
+	// Encode with ${...} references protected (see envProtect), so one in
+	// a flow mapping keeps its plain style; restore them in the text.
+	protected, changed := envProtect(src)
 	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
+	if err := yaml.Unmarshal(protected, &doc); err != nil {
 		return nil, err
 	}
 	spellNulls(&doc, false, false)
@@ -73,6 +76,9 @@ func formatOnce(file string, src []byte) ([]byte, error) {
 			res.WriteByte('\n')
 		}
 		res.Write(l)
+	}
+	if changed {
+		return []byte(envRestored.Replace(res.String())), nil
 	}
 	return res.Bytes(), nil
 }

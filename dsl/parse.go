@@ -97,6 +97,9 @@ type parser struct {
 	c    *Config
 	opts *Options
 	errs Errors
+	// unknownTop is set once an unknown top-level key was reported: a
+	// missing source or sink is then most likely that key misspelt.
+	unknownTop bool
 }
 
 func (p *parser) pos(n *yaml.Node) Pos { return NodePos(p.c.File, n) }
@@ -175,6 +178,7 @@ func (p *parser) parse() {
 	topKey := map[string]*yaml.Node{}
 	p.pairs(root, func(k, v *yaml.Node) {
 		if !slices.Contains(topKeys, k.Value) {
+			p.unknownTop = true
 			p.unknownKey(k, "top-level key", topKeys)
 			return
 		}
@@ -240,6 +244,7 @@ func (p *parser) parse() {
 			p.c.DeadLetter = n
 		}
 	}
+	p.checkDeadLetterModes()
 }
 
 func durationErr(err error, v *yaml.Node) string {
@@ -268,10 +273,10 @@ func (p *parser) parseLinear(root *yaml.Node, top map[string]*yaml.Node) {
 	if p.opts.isFlow() {
 		chain = append(chain, &Node{Name: "source", Role: pipeline.RoleSource, Kind: flowKind, Pos: p.pos(root)})
 	} else {
-		if src == nil {
+		if src == nil && !p.unknownTop {
 			p.errorf(root, "missing source (or sources, for the graph form)")
 		}
-		if sink == nil {
+		if sink == nil && !p.unknownTop {
 			p.errorf(root, "missing sink (or sinks, for the graph form)")
 		}
 	}
@@ -330,7 +335,7 @@ func (p *parser) parseGraph(top, topKey map[string]*yaml.Node) {
 	for _, s := range sections {
 		v := top[s.key]
 		if v == nil {
-			if s.key != "stages" {
+			if s.key != "stages" && !p.unknownTop {
 				p.errorf(p.c.Root, "missing %s", s.key)
 			}
 			continue
@@ -447,7 +452,7 @@ func (p *parser) checkEdges(byName map[string]*Node) {
 	for _, n := range p.c.Nodes {
 		if n.Role == pipeline.RoleSource {
 			walk(n)
-			if len(consumers[n.Name]) == 0 {
+			if len(consumers[n.Name]) == 0 && !p.unknownTop {
 				p.errs.Add(n.Pos, "source %q feeds nothing (no node lists it in inputs)", n.Name)
 			}
 		}
@@ -456,7 +461,7 @@ func (p *parser) checkEdges(byName map[string]*Node) {
 		if !reached[n] && len(n.Inputs) > 0 {
 			p.errs.Add(n.Pos, "%s %q is unreachable from any source", n.Role, n.Name)
 		}
-		if n.Role == pipeline.RoleStage && reached[n] && len(consumers[n.Name]) == 0 {
+		if n.Role == pipeline.RoleStage && reached[n] && len(consumers[n.Name]) == 0 && !p.unknownTop {
 			p.errs.Add(n.Pos, "stage %q feeds nothing (no node lists it in inputs)", n.Name)
 		}
 	}

@@ -52,6 +52,19 @@ var (
 
 func noBuild[C any](*C, component.Env) (any, error) { return nil, nil }
 
+// Policies returns the spec of each policy block a sink or stage takes
+// (retry, breaker, timeout), as kinds: the same specs the decoder and the
+// JSON Schema use. timeout's one field is its own shorthand.
+func Policies() []*component.Kind {
+	return []*component.Kind{&retrySpec, &breakerSpec, {
+		Name:      "timeout",
+		Role:      component.RoleStage,
+		Summary:   "Bounds each call of a sink or stage; written as a scalar, `timeout: 5s`.",
+		Shorthand: "timeout",
+		Fields:    []component.Field{timeoutField},
+	}}
+}
+
 // wrapPolicies wraps v, a sink or a Processor, in the policies named by
 // n.Common in the order Retry(Breaker(Timeout(call))); it returns nil after
 // reporting errors.

@@ -51,7 +51,8 @@ func LoadYAML(file string, src []byte) (*yaml.Node, Errors) {
 		errs.Add(Pos{File: file, Line: 1, Col: 1}, "pipeline file is UTF-16; save it as UTF-8")
 		return nil, errs
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(src))
+	parsed, protected := envProtect(src)
+	dec := yaml.NewDecoder(bytes.NewReader(parsed))
 	var doc yaml.Node
 	if err := srcDecode(dec, &doc); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -83,6 +84,9 @@ func LoadYAML(file string, src []byte) (*yaml.Node, Errors) {
 	if e := srcCheckExpansion(file, root); e != nil {
 		errs = append(errs, e)
 		return nil, errs
+	}
+	if protected {
+		envRestore(&doc)
 	}
 	return root, nil
 }
@@ -151,6 +155,17 @@ func srcSyntaxError(file string, src []byte, err error) *Error {
 				break
 			}
 		}
+	}
+	if pos.Line >= 1 && pos.Line <= len(lines) {
+		line := lines[pos.Line-1]
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if k := strings.IndexByte(indent, '\t'); k >= 0 && !strings.Contains(msg, "tab") {
+			pos.Col = 1 + k
+			msg += " (a tab in the indentation: YAML indents with spaces only)"
+		}
+	}
+	if strings.Contains(msg, "invalid leading UTF-8 octet") || strings.Contains(msg, "invalid trail") {
+		msg += " (the file is not UTF-8 text; is it binary?)"
 	}
 	pos.File = file
 	return &Error{Pos: pos, Msg: "invalid YAML: " + msg}

@@ -11,7 +11,8 @@ import (
 // Closeness is the Damerau-Levenshtein distance (optimal string alignment:
 // insertions, deletions, substitutions and swaps of adjacent characters)
 // between the lower-cased strings; a candidate qualifies when the distance
-// is at most max(1, len(word)/3) characters. Among equally close
+// is at most max(1, len(word)/3) characters, and at most 1 unless both
+// start with the same letter. Among equally close
 // candidates, the one closest to word with case counted wins ("Ki"
 // suggests "KiB" over "kB"), then the earlier one. A candidate equal to word is never suggested, but one that
 // differs only in case is ("Inputs" suggests "inputs").
@@ -30,8 +31,11 @@ func Suggest(word string, candidates []string) string {
 		if d := utf8.RuneCountInString(c) - len(w); d > limit || -d > limit {
 			continue
 		}
-		d := sugDistance(w, []rune(strings.ToLower(c)))
-		if d > bestDist {
+		lc := []rune(strings.ToLower(c))
+		d := sugDistance(w, lc)
+		// Two or more edits suggest only a word that starts the same:
+		// "retries" is not "metrics".
+		if d > bestDist || d > 1 && lc[0] != w[0] {
 			continue
 		}
 		exact := sugDistance([]rune(word), []rune(c))

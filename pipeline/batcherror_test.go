@@ -103,3 +103,34 @@ func TestABatchErrorRefusingNothingIsASuccess(t *testing.T) {
 			sink.Bodies(), dlq.Bodies(), src.Acked())
 	}
 }
+
+// Given a sink that writes 2 of a batch of 4 and refuses 2, the node's
+// counters show the members: 2 out, 2 failed (and dead-lettered), not one
+// failed batch.
+func TestAPartlyRefusedBatchCountsItsMembers(t *testing.T) {
+	for _, withDLQ := range []bool{true, false} {
+		src := pipelinetest.NewSource(`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`)
+		sink := &refusingSink{refuse: map[string]error{`{"n":2}`: errors.New("refused"), `{"n":4}`: errors.New("refused")}}
+		p := linear(t, src, batchAll{}, sink, pipeline.NodeOptions{})
+		if withDLQ {
+			must(t, p.SetDeadLetter("test", &pipelinetest.Sink{}, pipeline.NodeOptions{}))
+		}
+		must(t, p.Run(context.Background()))
+		var got pipeline.NodeStats
+		for _, s := range p.Stats() {
+			if s.Role == pipeline.RoleSink {
+				got = s
+			}
+		}
+		want := pipeline.NodeStats{Out: 2, Failed: 2}
+		if withDLQ {
+			want.DeadLettered = 2
+		} else {
+			want.Nacked = 2
+		}
+		if got.Out != want.Out || got.Failed != want.Failed || got.DeadLettered != want.DeadLettered || got.Nacked != want.Nacked {
+			t.Errorf("dead-letter sink %v: sink out %d failed %d dead-lettered %d nacked %d, want %d %d %d %d", withDLQ,
+				got.Out, got.Failed, got.DeadLettered, got.Nacked, want.Out, want.Failed, want.DeadLettered, want.Nacked)
+		}
+	}
+}

@@ -10,8 +10,11 @@ var (
 	ErrNacked = errors.New("message nacked")
 	// ErrAbandoned nacks messages still in flight when the drain deadline passed.
 	ErrAbandoned = errors.New("abandoned at drain deadline")
-	// ErrDrainTimeout is returned by Run when draining did not finish in time.
+	// ErrDrainTimeout is returned by Run when draining did not finish: in
+	// time, or at all because Kill cut it short (then with ErrAborted).
 	ErrDrainTimeout = errors.New("drain timeout")
+	// ErrAborted is returned by Run when Kill cut the drain short.
+	ErrAborted = errors.New("aborted")
 )
 
 // Dead-letter reasons used by the built-in stages.
@@ -113,10 +116,17 @@ func (e *DropError) Error() string { return "dropped: " + e.Reason }
 // Drop returns a [DropError] with the given reason.
 func Drop(reason string) error { return &DropError{Reason: reason} }
 
-// AbandonedError reports how many messages were still in flight, per node,
-// when Run gave up draining.
+// AbandonedError reports what was still in flight when Run gave up
+// draining: at the drain timeout, or when Kill began the hard stop.
 type AbandonedError struct {
+	// InFlight counts, per node, the messages (a batch counts once) nacked
+	// there at the hard stop.
 	InFlight map[string]int
+	// Sources counts the source messages those nacks left undelivered.
+	Sources int
+	// Killed is true when Kill began the hard stop, false at the drain
+	// timeout.
+	Killed bool
 }
 
 func (e *AbandonedError) Error() string {
@@ -124,7 +134,18 @@ func (e *AbandonedError) Error() string {
 	for _, c := range e.InFlight {
 		n += c
 	}
-	return fmt.Sprintf("drain timeout: %d messages still in flight %v", n, e.InFlight)
+	cause := "drain timeout"
+	if e.Killed {
+		cause = "aborted"
+	}
+	return fmt.Sprintf("%s: %d source messages not delivered (%d messages in flight %v)", cause, e.Sources, n, e.InFlight)
 }
 
-func (e *AbandonedError) Unwrap() error { return ErrDrainTimeout }
+// Unwrap returns [ErrDrainTimeout] (the drain did not finish), and
+// [ErrAborted] too when Kill began the hard stop.
+func (e *AbandonedError) Unwrap() []error {
+	if e.Killed {
+		return []error{ErrAborted, ErrDrainTimeout}
+	}
+	return []error{ErrDrainTimeout}
+}

@@ -51,6 +51,8 @@ type Pipeline struct {
 	started atomic.Bool
 	kill    atomic.Pointer[func()]
 	tapMu   sync.Mutex // serialises changes to the nodes' taps
+	// killed records that Kill, not the drain timeout, began the hard stop.
+	killed atomic.Bool
 }
 
 type node struct {
@@ -324,6 +326,7 @@ func (p *Pipeline) Stats() []NodeStats {
 			DeadLettered: n.stats.deadLettered.Load(),
 			Nacked:       n.stats.nacked.Load(),
 			Acked:        n.stats.acked.Load(),
+			NackReasons:  n.stats.nackReasons.snapshot(),
 			Latency:      n.stats.latency.snapshot(),
 			Buffer:       n.opts.Buffer,
 		}

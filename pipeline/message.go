@@ -211,6 +211,7 @@ func (t *tx) release(err error) {
 			t.src.acked.Add(1)
 		} else {
 			t.src.nacked.Add(1)
+			t.src.nackReasons.add(nackReason(final))
 		}
 	}
 	if t.traced != nil {
@@ -235,4 +236,13 @@ func (m *Message) RecordAttempt(t time.Time) {
 	}
 	m.failures.attempts++
 	m.failures.last = t
+}
+
+// nackReason is the reason a source message was nacked for: its error's
+// dead-letter reason, or "abandoned" at the hard stop.
+func nackReason(err error) string {
+	if errors.Is(err, ErrAbandoned) {
+		return "abandoned"
+	}
+	return Reason(err)
 }

@@ -93,13 +93,18 @@ func (o *outlet) Drop(m *Message, reason string) {
 	m.Ack()
 }
 
-func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
-	o.n.stats.failed.Add(1)
+func (o *outlet) Fail(ctx context.Context, m *Message, err error) { o.fail(ctx, m, err, 1) }
+
+// fail is Fail counting m as count messages in the node's failed,
+// dead-lettered and nacked counters: the members a sink refused of a
+// batch it accepted in part.
+func (o *outlet) fail(ctx context.Context, m *Message, err error, count int64) {
+	o.n.stats.failed.Add(count)
 	o.n.recent.add(o.p.Clock.Now(), err)
 	o.p.leave(o.n, m, err)
 	dlq := o.p.dlq
 	if dlq == nil {
-		o.n.stats.nacked.Add(1)
+		o.n.stats.nacked.Add(count)
 		o.logFailure(m, err)
 		m.Nack(err)
 		return
@@ -111,7 +116,7 @@ func (o *outlet) Fail(ctx context.Context, m *Message, err error) {
 	select {
 	case dlq.in <- m:
 		dlq.stats.in.Add(1)
-		o.n.stats.deadLettered.Add(1)
+		o.n.stats.deadLettered.Add(count)
 	case <-o.hard.Done():
 		o.abandon(m)
 	}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"maps"
 	"slices"
-	"sync"
 )
 
 // FigureKind says how a [Figure] behaves over time.
@@ -71,31 +70,14 @@ func (n *node) report() []Figure {
 	return out
 }
 
-// reasonCounts counts dead letters by reason. The zero value is ready; it
-// is safe for concurrent use.
-type reasonCounts struct {
-	mu sync.Mutex
-	n  map[string]int64
-}
-
-func (c *reasonCounts) add(reason string) {
-	c.mu.Lock()
-	if c.n == nil {
-		c.n = map[string]int64{}
-	}
-	c.n[reason]++
-	c.mu.Unlock()
-}
-
 // figures returns one dead_letter_messages figure per reason, sorted.
 func (c *reasonCounts) figures() []Figure {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]Figure, 0, len(c.n))
-	for _, r := range slices.Sorted(maps.Keys(c.n)) {
+	counts := c.snapshot()
+	out := make([]Figure, 0, len(counts))
+	for _, r := range slices.Sorted(maps.Keys(counts)) {
 		out = append(out, Figure{Scope: "dead_letter", Name: "messages",
 			Help: "Messages handed to the dead-letter sink, by reason.", Kind: Counter,
-			Label: "reason", LabelValue: r, Value: float64(c.n[r])})
+			Label: "reason", LabelValue: r, Value: float64(counts[r])})
 	}
 	return out
 }

@@ -32,9 +32,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if p.Clock == nil {
 		p.Clock = SystemClock
 	}
+	if err := p.check(ctx); err != nil {
+		return err
+	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	kill := func() { cancelHard() }
+	kill := func() {
+		if hard.Err() == nil {
+			p.killed.Store(true)
+		}
+		cancelHard()
+	}
 	p.kill.Store(&kill)
 
 	done := make(chan struct{})
@@ -93,7 +101,41 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		}
 		if len(ab.InFlight) > 0 {
+			ab.Killed = p.killed.Load()
+			for _, n := range p.nodes {
+				if n.role == RoleSource {
+					ab.Sources += int(n.stats.nackReasons.get(nackReason(ErrAbandoned)))
+				}
+			}
 			errs = append(errs, ab)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// check calls Check on every stage and sink that is a [Checker], before
+// any source starts. When one fails it closes the nodes it checked (a
+// check may open connections) and returns every failure, each naming its
+// node.
+func (p *Pipeline) check(ctx context.Context) error {
+	var checked []*node
+	var errs []error
+	for _, n := range p.all() {
+		c, ok := n.value().(Checker)
+		if !ok || n.role == RoleSource {
+			continue
+		}
+		checked = append(checked, n)
+		if err := c.Check(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q (%s): check before start: %w", n.role, n.name, n.kind, err))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	for _, n := range checked {
+		if c, ok := n.value().(Closer); ok {
+			_ = c.Close(ctx)
 		}
 	}
 	return errors.Join(errs...)
@@ -240,8 +282,16 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 	start := time.Now()
 	err := n.sink.Write(ctx, m)
 	n.stats.latency.record(time.Since(start))
+	// A batch the sink accepted in part counts as its members: the
+	// accepted ones out, the refused ones failed.
+	var accepted, refused int64 = 0, 1
 	if err != nil && n.role != RoleDeadLetter {
+		total := len(m.batch)
 		err = m.keepRefused(err)
+		if m.refused != nil {
+			refused = int64(len(m.refused))
+			accepted = int64(total) - refused
+		}
 	}
 	switch {
 	case err == nil:
@@ -262,7 +312,8 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 		if Reason(err) == ReasonError {
 			err = WithReason(ReasonSinkError, err)
 		}
-		out.Fail(ctx, m, err)
+		n.stats.out.Add(accepted)
+		out.fail(ctx, m, err, refused)
 	}
 }
 

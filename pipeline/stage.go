@@ -51,6 +51,17 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// Checker is implemented by stages and sinks that can check their target
+// before anything is read: a file sink's directory, a table and its
+// columns. Run calls Check on every such node before it starts any source;
+// an error fails the run at once, with nothing read. Check answers only
+// what a later write would fail on for certain; a target it cannot reach
+// right now is no reason to fail (retries and the dead-letter path handle
+// that).
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // Outlet is where a node hands its messages on. Implementations are safe for
 // concurrent use.
 type Outlet interface {

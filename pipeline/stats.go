@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"maps"
 	"math"
 	"math/bits"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -31,10 +33,46 @@ func (r Role) String() string {
 	return "unknown"
 }
 
-// counters are one node's live statistics; all fields are atomic.
+// counters are one node's live statistics; all fields are safe for
+// concurrent use.
 type counters struct {
 	in, out, failed, dropped, deadLettered, nacked, acked atomic.Int64
 	latency                                               histogram
+	// nackReasons counts, for a source, nacked source messages by the
+	// dead-letter reason of their error.
+	nackReasons reasonCounts
+}
+
+// reasonCounts counts events by reason; the zero value is ready and safe
+// for concurrent use.
+type reasonCounts struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (r *reasonCounts) add(reason string) {
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[string]int64{}
+	}
+	r.m[reason]++
+	r.mu.Unlock()
+}
+
+func (r *reasonCounts) get(reason string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[reason]
+}
+
+// snapshot returns a copy of the counts, nil when there are none.
+func (r *reasonCounts) snapshot() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.m) == 0 {
+		return nil
+	}
+	return maps.Clone(r.m)
 }
 
 // NodeStats is a snapshot of one node's counters.
@@ -54,6 +92,9 @@ type NodeStats struct {
 	Nacked int64
 	// Acked counts, for a source, source messages acknowledged as delivered.
 	Acked int64
+	// NackReasons counts, for a source, nacked source messages by the
+	// dead-letter reason of their error (see [Reason]); nil when none.
+	NackReasons map[string]int64
 	// Latency of Process or Write calls; zero for sources and custom stages.
 	Latency LatencyStats
 	// Queued is the number of messages waiting in the node's input buffer.

@@ -50,7 +50,7 @@ func isNilPolicy(p Policy) bool {
 }
 
 // Sink returns s with policies applied to every Write, the first outermost
-// (see Compose). The result forwards Close to s.
+// (see Compose). The result forwards Close and Check to s.
 func Sink(s pipeline.Sink, policies ...Policy) pipeline.Sink {
 	call := Compose(func(ctx context.Context, m *pipeline.Message) (*pipeline.Message, error) {
 		return m, s.Write(ctx, m)
@@ -80,9 +80,10 @@ type sink struct {
 }
 
 var (
-	_ pipeline.Sink   = (*sink)(nil)
-	_ pipeline.Closer = (*sink)(nil)
-	_ Wrapped         = (*sink)(nil)
+	_ pipeline.Sink    = (*sink)(nil)
+	_ pipeline.Closer  = (*sink)(nil)
+	_ pipeline.Checker = (*sink)(nil)
+	_ Wrapped          = (*sink)(nil)
 )
 
 func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
@@ -93,6 +94,15 @@ func (s *sink) Write(ctx context.Context, m *pipeline.Message) error {
 func (s *sink) Policies() []Policy { return s.policies }
 
 func (s *sink) Close(ctx context.Context) error { return closeInner(ctx, s.inner) }
+
+// Check forwards to the inner sink, if it is a [pipeline.Checker]: the
+// policies do not apply to the check.
+func (s *sink) Check(ctx context.Context) error {
+	if c, ok := s.inner.(pipeline.Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
 
 type processor struct {
 	inner    pipeline.Processor

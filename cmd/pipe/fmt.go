@@ -2,17 +2,21 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/pipe-dsl/pipe/dsl"
 )
 
 // cmdFmt prints pipeline files in canonical form, or rewrites them (-w),
-// or lists the ones that are not (-l). A file that does not parse is
-// reported with its position and makes the exit code 2.
+// or lists the ones that are not (-l). A directory stands for the .yaml
+// and .yml files under it. A file that does not parse is reported with its
+// position and makes the exit code 2.
 func cmdFmt(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fmt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,6 +30,11 @@ func cmdFmt(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	code := exitOK
+	files, err = expandDirs(files)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipe fmt: %v\n", err)
+		code = exitConfig
+	}
 	for _, file := range files {
 		src, err := os.ReadFile(file)
 		if err != nil {
@@ -54,4 +63,28 @@ func cmdFmt(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// expandDirs replaces each directory in paths by the YAML files under it,
+// in lexical order; other paths stay as they are.
+func expandDirs(paths []string) ([]string, error) {
+	var out []string
+	var errs []error
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil || !st.IsDir() {
+			out = append(out, p) // reading it reports the error
+			continue
+		}
+		errs = append(errs, filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if ext := filepath.Ext(path); !d.IsDir() && (ext == ".yaml" || ext == ".yml") {
+				out = append(out, path)
+			}
+			return nil
+		}))
+	}
+	return out, errors.Join(errs...)
 }

@@ -37,3 +37,20 @@ func TestFmtFlags(t *testing.T) {
 
 // Whatever parses formats to a document with the same values, and
 // formatting that output again changes nothing.
+
+// The repository's own examples are in canonical form: `pipe fmt -l
+// pipelines/` (a directory stands for the YAML files under it) lists none.
+func TestTheExamplePipelinesAreFormatted(t *testing.T) {
+	code, out, stderr := runCLI("fmt", "-l", "../../pipelines/")
+	if code != exitOK || out != "" {
+		t.Errorf("pipe fmt -l pipelines/ = %d, stderr %q; lists:\n%s", code, stderr, out)
+	}
+	dir := t.TempDir()
+	messy := writeFile(t, "messy.yaml", "name:   x\nsource: {stdin: {}}\nsink: {drop: {}}\n")
+	if err := os.Rename(messy, dir+"/messy.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runCLI("fmt", "-l", dir); code != exitOK || out != dir+"/messy.yaml\n" {
+		t.Errorf("pipe fmt -l DIR = %d, %q, want the messy file listed", code, out)
+	}
+}

@@ -238,6 +238,7 @@ func TestASecondSIGINTAbortsTheDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, lines, "aborting: in-flight messages are nacked")
+	waitLog(t, lines, "aborted by signal: ")
 	if code := wait(t, cmd); code != exitRuntime {
 		t.Fatalf("exit %d, want %d", code, exitRuntime)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,7 +26,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	drain := fs.Duration("drain-timeout", 0, "bound on the soft stop after SIGINT/SIGTERM (default: the file's drain_timeout, else 30s)")
 	logFormat := fs.String("log-format", "", "log format: text or json (default: text on a terminal, json otherwise)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	quiet := fs.Bool("quiet", false, "no live progress and no end-of-run summary")
+	quiet := fs.Bool("quiet", false, "no \"pipeline started\" line, live progress or end-of-run summary")
 	httpFlag := fs.String("http", "", "serve the live page (/), /api/v1/stats, taps, /metrics, /healthz and /readyz on `ADDR`, e.g. 127.0.0.1:9464; a bare :PORT is loopback only (default: the file's metrics.http)")
 	httpToken := fs.String("http-token", "", "bearer `TOKEN` required by the live page, API and taps; without one a non-loopback --http serves only /metrics and probes (default: $PIPE_HTTP_TOKEN)")
 	watch := fs.Bool("watch", false, "reload when FILE changes: compile the new version, drain the old pipeline, start the new one")
@@ -46,6 +47,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 		return exitConfig
 	}
+	defer routeLibraryLogs(logger)()
 	var tracer pipeline.Tracer
 	var first *dsl.Config
 	load := func() (*dsl.Compiled, error) {
@@ -70,7 +72,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	first = p.Config
-	traces, err := tracing.New(context.Background(), tracingConfig(p.Config))
+	tc := tracingConfig(p.Config)
+	// The stdout exporter writes to stderr: stdout carries messages
+	// (a stdout sink), and spans mixed into them would corrupt both.
+	tc.Stdout = stderr
+	traces, err := tracing.New(context.Background(), tc)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipe run: %v\n", err)
 		return exitConfig
@@ -122,9 +128,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// node is blocked in a call that ignores cancellation. pipe then exits
 	// without acking what is in flight.
 	stuck := make(chan struct{})
+	// signalled records the first signal (the soft stop), aborted the
+	// second: the operator's abort.
+	var signalled, aborted atomic.Bool
 	go func() {
 		select {
 		case s := <-sigs:
+			signalled.Store(true)
 			logger.Info("draining; send the signal again to abort", "signal", s.String())
 			if exp != nil {
 				exp.SetReady(false)
@@ -142,6 +152,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		select {
 		case <-sigs:
 			logger.Warn("aborting: in-flight messages are nacked")
+			aborted.Store(true)
 			w.current().Kill()
 			bound.Reset(stopGrace)
 		case <-bound.C:
@@ -161,7 +172,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if exp != nil {
 		exp.SetReady(true)
 	}
-	logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
+	if !*quiet {
+		logger.Info("pipeline started", "pipeline", p.Config.Name, "file", file)
+	}
 	stopProgress := func() {}
 	if !*quiet {
 		stopProgress = startProgress(stderr, logger, func() []pipeline.NodeStats { return w.current().Stats() })
@@ -193,14 +206,40 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if exp != nil {
 		exp.SetReady(false)
 	}
+	stats := p.Stats()
+	nacked, nackLine := undelivered(stats)
 	if !*quiet {
 		stopProgress()
-		printSummary(stderr, p.Stats(), time.Since(start))
+		printSummary(stderr, stats, time.Since(start))
+		if nacked > 0 {
+			fmt.Fprintln(stderr, nackLine)
+		}
+	}
+	if runErr == nil && signalled.Load() {
+		// A message whose send the soft stop refused was nacked back to
+		// its source (which redelivers it, if it can): stopping a source
+		// on request is not a failure; other nacks still are.
+		nacked -= abandonedAtStop(stats)
+	}
+	if runErr == nil && nacked > 0 {
+		// A run that left source messages undelivered did not succeed,
+		// even if every node returned cleanly: scripts read the status.
+		if *quiet {
+			logger.Error("pipeline failed", "err", nackLine)
+		}
+		return exitRuntime
 	}
 	if runErr != nil {
 		var ab *pipeline.AbandonedError
-		if errors.As(runErr, &ab) {
-			logger.Error("drain incomplete", "in_flight", ab.InFlight)
+		switch {
+		case aborted.Load():
+			// The second signal: say so, whether the nodes stopped after
+			// the kill or pipe gave up on them, counting source messages.
+			logger.Error("pipeline failed", "err", fmt.Sprintf("aborted by signal: %d source messages not delivered", nacked),
+				"cause", runErr)
+			return exitRuntime
+		case errors.As(runErr, &ab):
+			logger.Error("drain incomplete", "source_messages", ab.Sources, "in_flight", ab.InFlight)
 		}
 		logger.Error("pipeline failed", "err", runErr)
 		return exitRuntime

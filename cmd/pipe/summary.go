@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -42,4 +45,74 @@ func dur(d time.Duration, n int64) string {
 		return d.Round(100 * time.Nanosecond).String()
 	}
 	return d.Round(10 * time.Microsecond).String()
+}
+
+// undelivered counts the source messages that ended nacked, or were still
+// unresolved when pipe gave up, and says so in
+// one line with the top reasons, e.g. "8 source messages not delivered
+// (nacked): sink_error 6, expression_error 2". It returns 0 and "" when every
+// source message was acked.
+func undelivered(stats []pipeline.NodeStats) (int64, string) {
+	var total int64
+	reasons := map[string]int64{}
+	for _, s := range stats {
+		if s.Role != pipeline.RoleSource {
+			continue
+		}
+		total += s.Nacked
+		for r, c := range s.NackReasons {
+			reasons[r] += c
+		}
+		// Neither acked nor nacked: still in flight when pipe gave up.
+		if open := s.Out - s.Acked - s.Nacked; open > 0 {
+			total += open
+			reasons["in_flight"] += open
+		}
+	}
+	if total == 0 {
+		return 0, ""
+	}
+	type rc struct {
+		reason string
+		n      int64
+	}
+	var top []rc
+	for r, c := range reasons {
+		top = append(top, rc{r, c})
+	}
+	slices.SortFunc(top, func(a, b rc) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.reason, b.reason))
+	})
+	var parts []string
+	for i, t := range top {
+		if i == topReasons {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", t.reason, t.n))
+	}
+	noun := "messages"
+	if total == 1 {
+		noun = "message"
+	}
+	line := fmt.Sprintf("%d source %s not delivered (nacked)", total, noun)
+	if len(parts) > 0 {
+		line += ": " + strings.Join(parts, ", ")
+	}
+	return total, line
+}
+
+// topReasons is how many nack reasons the last line of the summary names.
+const topReasons = 3
+
+// abandonedAtStop counts the source messages nacked as abandoned: at a
+// clean soft stop, those whose send the stop refused.
+func abandonedAtStop(stats []pipeline.NodeStats) int64 {
+	var n int64
+	for _, s := range stats {
+		if s.Role == pipeline.RoleSource {
+			n += s.NackReasons["abandoned"]
+		}
+	}
+	return n
 }

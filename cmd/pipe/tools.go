@@ -100,7 +100,11 @@ func cmdKinds(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stdout, "  %-16s %s\n", k.Name, k.Summary)
 			}
 		}
-		fmt.Fprintln(stdout, "\nRun 'pipe kinds NAME' for a kind's fields.")
+		fmt.Fprintln(stdout, "policy blocks (keys of any sink or stage):")
+		for _, k := range dsl.Policies() {
+			fmt.Fprintf(stdout, "  %-16s %s\n", k.Name, k.Summary)
+		}
+		fmt.Fprintln(stdout, "\nRun 'pipe kinds NAME' for a kind's or policy block's fields.")
 		return exitOK
 	}
 	code := exitOK
@@ -110,6 +114,12 @@ func cmdKinds(args []string, stdout, stderr io.Writer) int {
 			if k, ok := reg.Lookup(r, name); ok {
 				found = true
 				describe(stdout, k)
+			}
+		}
+		for _, k := range dsl.Policies() {
+			if k.Name == name {
+				found = true
+				describePolicy(stdout, k)
 			}
 		}
 		if !found {
@@ -123,6 +133,16 @@ func cmdKinds(args []string, stdout, stderr io.Writer) int {
 func describe(w io.Writer, k *component.Kind) {
 	fmt.Fprintf(w, "%s (%s): %s\n", k.Name, k.Role, k.Summary)
 	if k.Shorthand != "" {
+		fmt.Fprintf(w, "  shorthand: `%s: VALUE` sets %s\n", k.Name, k.Shorthand)
+	}
+	describeFields(w, k.Fields, "  ")
+}
+
+// describePolicy describes a policy block: a key that any sink or stage
+// takes beside its kind, e.g. `sink: {http: {...}, retry: {...}}`.
+func describePolicy(w io.Writer, k *component.Kind) {
+	fmt.Fprintf(w, "%s (policy block of any sink or stage): %s\n", k.Name, k.Summary)
+	if k.Shorthand != "" && len(k.Fields) > 1 {
 		fmt.Fprintf(w, "  shorthand: `%s: VALUE` sets %s\n", k.Name, k.Shorthand)
 	}
 	describeFields(w, k.Fields, "  ")
@@ -191,6 +211,15 @@ func writeMarkdown(w io.Writer, reg *component.Registry) {
 			fmt.Fprint(w, "\n| field | type | default | description |\n|---|---|---|---|\n")
 			markdownFields(w, k.Fields, "")
 		}
+	}
+	fmt.Fprint(w, "\n## Policy blocks\n\nKeys any sink or stage takes beside its kind, e.g. `sink: {http: {...}, retry: {...}}`; applied as retry(breaker(timeout(call))).\n")
+	for _, k := range dsl.Policies() {
+		fmt.Fprintf(w, "\n### `%s`\n\n%s\n", k.Name, k.Summary)
+		if k.Shorthand != "" && len(k.Fields) > 1 {
+			fmt.Fprintf(w, "\nShorthand: `%s: VALUE` sets `%s`.\n", k.Name, k.Shorthand)
+		}
+		fmt.Fprint(w, "\n| field | type | default | description |\n|---|---|---|---|\n")
+		markdownFields(w, k.Fields, "")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/dsl"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -92,5 +93,39 @@ func TestKindsMarkdownIsText(t *testing.T) {
 	}
 	if strings.ContainsRune(md, 0) {
 		t.Error("markdown holds a NUL byte")
+	}
+}
+
+// pipe kinds describes every policy block from the spec the decoder and the
+// schema use: each field, its default and its example.
+func TestKindsDescribesThePolicyBlocks(t *testing.T) {
+	names := map[string]bool{}
+	for _, k := range dsl.Policies() {
+		names[k.Name] = true
+		code, out, stderr := runCLI("kinds", k.Name)
+		if code != exitOK {
+			t.Fatalf("pipe kinds %s: exit %d: %s", k.Name, code, stderr)
+		}
+		if !strings.HasPrefix(out, k.Name+" (policy block of any sink or stage): ") {
+			t.Errorf("pipe kinds %s starts %q", k.Name, strings.SplitN(out, "\n", 2)[0])
+		}
+		for _, f := range k.Fields {
+			for _, want := range []string{"  " + f.Name + " (", f.Description, "default: " + f.Default, "example: " + f.Example} {
+				if strings.HasSuffix(want, ": ") {
+					continue // no default or example
+				}
+				if !strings.Contains(out, want) {
+					t.Errorf("pipe kinds %s lacks %q:\n%s", k.Name, want, out)
+				}
+			}
+		}
+	}
+	for _, n := range []string{"retry", "breaker", "timeout"} {
+		if !names[n] {
+			t.Errorf("dsl.Policies() lacks %s", n)
+		}
+	}
+	if _, out, _ := runCLI("kinds"); !strings.Contains(out, "policy blocks") {
+		t.Errorf("pipe kinds does not list the policy blocks:\n%s", out)
 	}
 }

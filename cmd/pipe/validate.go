@@ -30,9 +30,21 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 func reportConfigError(w io.Writer, file string, err error) {
 	var errs dsl.Errors
 	if errors.As(err, &errs) {
-		src, _ := os.ReadFile(file)
-		errs.Render(w, map[string][]byte{file: src})
+		errs.Render(w, map[string][]byte{file: readSource(file)})
 		return
 	}
 	fmt.Fprintf(w, "%s: %v\n", file, err)
+}
+
+// readSource reads at most the first dsl.MaxDocumentSize bytes of file, for
+// quoting source lines: a larger file was refused as a whole (at 1:1), so
+// showing its errors costs no more than the limit, however large it is.
+func readSource(file string) []byte {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	src, _ := io.ReadAll(io.LimitReader(f, int64(dsl.MaxDocumentSize)))
+	return src
 }

@@ -45,7 +45,7 @@ func TestHTTPInHTTPOutContinuesTheIncomingTrace(t *testing.T) {
 	p := dsltest.Compile(t, fmt.Sprintf(`
 name: propagate
 source:
-  http_server: {address: %q, path: /in}
+  http_server: {address: %q, path: /in, auth: none}
 sink:
   http: {url: %q}
 `, addr, receiver.URL), nil)

@@ -6,6 +6,7 @@ package nats
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -75,4 +76,24 @@ func redact(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// checkURLs reports the first entry of a comma-separated server list that
+// does not parse as a NATS URL (a bare host:port means nats://host:port).
+// The error names the entry by position only: a URL may hold credentials.
+func checkURLs(list string) error {
+	if list == "" {
+		return nil
+	}
+	for i, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Hostname() == "" {
+			return fmt.Errorf("url: server %d does not parse as nats://host:port (value not shown)", i+1)
+		}
+	}
+	return nil
 }

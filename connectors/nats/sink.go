@@ -49,8 +49,9 @@ type sink struct {
 }
 
 var (
-	_ pipeline.Sink   = (*sink)(nil)
-	_ pipeline.Closer = (*sink)(nil)
+	_ pipeline.Sink    = (*sink)(nil)
+	_ pipeline.Closer  = (*sink)(nil)
+	_ pipeline.Checker = (*sink)(nil)
 )
 
 func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
@@ -60,6 +61,9 @@ func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
 		logger: env.Logger.With("node", env.Node, "kind", "nats_jetstream"),
 	}, nil
 }
+
+// Check fails when the url list does not parse; it does not connect.
+func (s *sink) Check(context.Context) error { return checkURLs(s.cfg.URL) }
 
 func (s *sink) jetStream() (jetstream.JetStream, error) {
 	s.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,6 +34,7 @@ func init() {
 
 // sink writes rows through a pool opened on the first Write.
 type sink struct {
+	table string
 	cols  []string
 	progs []*expr.Program
 	sql   string
@@ -43,8 +45,9 @@ type sink struct {
 }
 
 var (
-	_ pipeline.Sink   = (*sink)(nil)
-	_ pipeline.Closer = (*sink)(nil)
+	_ pipeline.Sink    = (*sink)(nil)
+	_ pipeline.Closer  = (*sink)(nil)
+	_ pipeline.Checker = (*sink)(nil)
 )
 
 func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
@@ -54,7 +57,7 @@ func newSink(c *sinkConfig, env component.Env) (pipeline.Sink, error) {
 	if len(c.Update) > 0 && len(c.OnConflict) == 0 {
 		return nil, errors.New("update: needs on_conflict")
 	}
-	s := &sink{cols: slices.Sorted(maps.Keys(c.Columns))}
+	s := &sink{table: c.Table, cols: slices.Sorted(maps.Keys(c.Columns))}
 	for _, name := range slices.Concat(c.OnConflict, c.Update) {
 		if c.Columns[name] == nil {
 			return nil, fmt.Errorf("on_conflict/update: %q is not one of columns %v", name, s.cols)
@@ -244,6 +247,33 @@ func (s *sink) connect() (*pgxpool.Pool, error) {
 		s.pool = p
 	}
 	return s.pool, nil
+}
+
+// checkTimeout bounds Check's connection and prepare.
+const checkTimeout = 10 * time.Second
+
+// Check prepares the insert statement, so the server reports a missing
+// table or column, a refused login or an unknown database before anything
+// is read. (A conflict target without a unique key is found only when the
+// statement is planned, at the first write.) A server it cannot reach is not a
+// failure: writes retry and dead-letter as usual.
+func (s *sink) Check(ctx context.Context) error {
+	pool, err := s.connect()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	conn, err := pool.Acquire(ctx)
+	if err == nil {
+		_, err = conn.Conn().Prepare(ctx, "", s.sql)
+		conn.Release()
+	}
+	var pe *Error
+	if err != nil && errors.As(classify(err), &pe) && !pe.Retryable() {
+		return fmt.Errorf("table %s, columns %v: %w", s.table, s.cols, pe)
+	}
+	return nil
 }
 
 // Close closes the pool, waiting for connections in use to be released.
