@@ -68,10 +68,10 @@ type Acc struct {
 
 // Scalar is a number or a string, as min and max compare them.
 type Scalar struct {
-	S     string  `json:"s,omitempty"`
-	I     int64   `json:"i,omitempty"`
-	F     float64 `json:"f,omitempty"`
-	Kind  uint8   `json:"k"` // 0 int, 1 double, 2 string
+	S    string  `json:"s,omitempty"`
+	I    int64   `json:"i,omitempty"`
+	F    float64 `json:"f,omitempty"`
+	Kind uint8   `json:"k"` // 0 int, 1 double, 2 string
 }
 
 func scalarOf(v any) (Scalar, bool) {
