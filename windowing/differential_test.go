@@ -31,10 +31,13 @@ func TestKeyedTumblingMatchesAnIndependentReference(t *testing.T) {
 	events := make([]event, n)
 	clock := int64(-50 * s) // crosses zero: negative times align too
 	for i := range events {
-		clock += rng.Int64N(400 * int64(time.Millisecond))
-		t := clock - rng.Int64N(4*s) // jitter around the watermark lag
+		// Times on a 100ms grid, so events land exactly on window ends
+		// and watermark boundaries.
+		const tick = 100 * int64(time.Millisecond)
+		clock += rng.Int64N(4) * tick
+		t := clock - rng.Int64N(40)*tick // jitter around the watermark lag
 		if rng.IntN(50) == 0 {
-			t = clock - rng.Int64N(40*s) // a straggler
+			t = clock - rng.Int64N(400)*tick // a straggler
 		}
 		events[i] = event{id: i, key: fmt.Sprintf("user-%d", rng.IntN(keys)), t: t}
 	}
@@ -95,8 +98,9 @@ func TestKeyedTumblingMatchesAnIndependentReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []Result[int]
+	var gotAt []int // index of the event after which each result came out
 	gotLate := map[int]bool{}
-	for _, ev := range events {
+	for i, ev := range events {
 		a, out, err := e.Add(Event[int]{Key: ev.key, Time: ev.t, Values: []any{nil}, Member: ev.id})
 		if err != nil {
 			t.Fatal(err)
@@ -105,8 +109,14 @@ func TestKeyedTumblingMatchesAnIndependentReference(t *testing.T) {
 			gotLate[ev.id] = true
 		}
 		got = append(got, out...)
+		for range out {
+			gotAt = append(gotAt, i)
+		}
 	}
 	got = append(got, e.Flush(ReasonEndOfInput)...)
+	for len(gotAt) < len(got) {
+		gotAt = append(gotAt, n)
+	}
 
 	if len(wantLate) < 20 || len(wantLate) > n/10 {
 		t.Fatalf("the input has %d late events; adjust it to have some but not most", len(wantLate))
@@ -126,10 +136,10 @@ func TestKeyedTumblingMatchesAnIndependentReference(t *testing.T) {
 	}
 	for i, w := range closed {
 		g := got[i]
-		if g.Key != w.key || g.Start != w.start || g.End != w.start+size || !slices.Equal(g.Members, w.members) ||
+		if g.Key != w.key || gotAt[i] != w.closeAt || g.Start != w.start || g.End != w.start+size || !slices.Equal(g.Members, w.members) ||
 			g.Values[0] != int64(len(w.members)) {
-			t.Fatalf("window %d: engine %s [%d,%d) %d members %v, reference %s [%d,...) %v",
-				i, g.Key, g.Start, g.End, g.Values[0], g.Members, w.key, w.start, w.members)
+			t.Fatalf("window %d: engine %s [%d,%d) %d members %v after event %d, reference %s [%d,...) %v after event %d",
+				i, g.Key, g.Start, g.End, g.Values[0], g.Members, gotAt[i], w.key, w.start, w.members, w.closeAt)
 		}
 	}
 	t.Logf("%d events, %d windows, %d late", n, len(closed), len(wantLate))
