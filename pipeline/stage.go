@@ -37,6 +37,18 @@ type Stage interface {
 	Run(ctx context.Context, in <-chan *Message, out Outlet) error
 }
 
+// softKey holds, in a stage's ctx, the pipeline's soft-stop context.
+type softKey struct{}
+
+// Stopping reports whether the soft stop (SIGTERM, a cancelled Run) has
+// begun, given the ctx of [Stage.Run]. A stage whose input closed uses it to
+// tell a soft stop from the end of its sources: a window stage emits open
+// windows as final results at the end of input, as partial ones at a stop.
+func Stopping(ctx context.Context) bool {
+	soft, ok := ctx.Value(softKey{}).(context.Context)
+	return ok && soft.Err() != nil
+}
+
 // Sink delivers messages. The runtime acks a message when Write returns nil
 // and sends it to the dead-letter path otherwise. m may be a batch
 // ([Message.Batch]); a sink then writes all members in one call if it can.
