@@ -35,7 +35,9 @@ const (
 // mandatory; enum:"a,b" restricts strings; min and max bound numbers;
 // vars:"response,status" declares variables an expression field may read
 // besides msg, meta, raw and seq. The default is the field's value in the
-// kind's default config.
+// kind's default config. An object field tagged scalar:"key" may also be
+// written as a scalar, which fills that key (`emit: on_close` for
+// `emit: {mode: on_close}`).
 type Field struct {
 	Name        string
 	Type        string
@@ -53,6 +55,8 @@ type Field struct {
 	Fields []Field
 	// Vars are the extra variables of an expr field (expr.WithVariables).
 	Vars []string
+	// Scalar names the key of an object field that a scalar value fills.
+	Scalar string
 	// Index is the reflect field index in the config struct.
 	Index []int
 }
@@ -128,6 +132,7 @@ func fieldsOf(v reflect.Value) []Field {
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.Enum = strings.Split(e, ",")
 		}
+		f.Scalar = sf.Tag.Get("scalar")
 		if v := sf.Tag.Get("vars"); v != "" {
 			f.Vars = strings.Split(v, ",")
 		}

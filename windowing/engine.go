@@ -330,22 +330,23 @@ func (e *Engine[M]) result(w *Window[M], reason Reason, final bool) Result[M] {
 	return Result[M]{Key: w.Key, KeyJSON: w.KeyJSON, Start: w.Start, End: w.End, Reason: reason, Final: final, Values: vals}
 }
 
-// AdvanceIdle is called when no event arrived for elapsed (at least
-// idle_timeout): the watermark moves to the largest event time plus
-// elapsed, minus max_out_of_order, and windows it passes close with reason
-// idle.
-func (e *Engine[M]) AdvanceIdle(elapsed time.Duration) []Result[M] {
+// AdvanceClock moves the watermark with the clock when elapsed has passed
+// since the last event: to the largest event time plus elapsed, minus
+// max_out_of_order. Windows it passes close with reason: ReasonIdle after
+// idle_timeout on event time; ReasonWatermark on processing time, where
+// the clock is the event time.
+func (e *Engine[M]) AdvanceClock(elapsed time.Duration, reason Reason) []Result[M] {
 	if !e.seen {
 		return nil
 	}
 	var out []Result[M]
-	e.raise(satSub(satAdd(e.maxEvent, int64(elapsed)), int64(e.spec.MaxOutOfOrder)), ReasonIdle, &out)
+	e.raise(satSub(satAdd(e.maxEvent, int64(elapsed)), int64(e.spec.MaxOutOfOrder)), reason, &out)
 	return out
 }
 
-// NextIdle returns how long after the last event the idle watermark closes
-// the next window, and false when no window is open.
-func (e *Engine[M]) NextIdle() (time.Duration, bool) {
+// NextClose returns how long after the last event AdvanceClock closes the
+// next window, and false when no window is open.
+func (e *Engine[M]) NextClose() (time.Duration, bool) {
 	if len(e.heap) == 0 || !e.seen {
 		return 0, false
 	}

@@ -139,25 +139,25 @@ func TestResultsCloseInOrderOfEndThenKey(t *testing.T) {
 
 func TestIdleAdvanceMovesTheWatermarkWithTheClock(t *testing.T) {
 	r := newRig(t, Spec{Type: Tumbling, Size: 10 * time.Second, MaxOutOfOrder: 2 * time.Second})
-	if got := r.e.AdvanceIdle(time.Hour); got != nil {
-		t.Errorf("AdvanceIdle before any event = %v, want nothing", got)
+	if got := r.e.AdvanceClock(time.Hour, ReasonIdle); got != nil {
+		t.Errorf("AdvanceClock before any event = %v, want nothing", got)
 	}
 	r.add("a", 4*s)
-	if d, ok := r.e.NextIdle(); !ok || d != 8*time.Second {
-		t.Errorf("NextIdle() = %v, %v; want 8s (10 + 2 - 4), true", d, ok)
+	if d, ok := r.e.NextClose(); !ok || d != 8*time.Second {
+		t.Errorf("NextClose() = %v, %v; want 8s (10 + 2 - 4), true", d, ok)
 	}
-	if got := r.e.AdvanceIdle(8*time.Second - 1); len(got) != 0 {
-		t.Errorf("AdvanceIdle(8s-1ns) closed %d windows, want 0", len(got))
+	if got := r.e.AdvanceClock(8*time.Second-1, ReasonIdle); len(got) != 0 {
+		t.Errorf("AdvanceClock(8s-1ns) closed %d windows, want 0", len(got))
 	}
-	got := r.e.AdvanceIdle(8 * time.Second)
+	got := r.e.AdvanceClock(8*time.Second, ReasonIdle)
 	if len(got) != 1 || got[0].Reason != ReasonIdle || got[0].Start != 0 {
-		t.Fatalf("AdvanceIdle(8s) = %+v, want [0,10) closed by idle", got)
+		t.Fatalf("AdvanceClock(8s) = %+v, want [0,10) closed by idle", got)
 	}
 	if a := r.add("a", 9*s); a.Late != 1 {
 		t.Errorf("event behind the idle watermark: %+v, want late", a)
 	}
-	if _, ok := r.e.NextIdle(); ok {
-		t.Error("NextIdle() with no open window = ok")
+	if _, ok := r.e.NextClose(); ok {
+		t.Error("NextClose() with no open window = ok")
 	}
 }
 
