@@ -1,6 +1,9 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Source produces messages.
 //
@@ -47,6 +50,22 @@ type softKey struct{}
 func Stopping(ctx context.Context) bool {
 	soft, ok := ctx.Value(softKey{}).(context.Context)
 	return ok && soft.Err() != nil
+}
+
+// AckDeadliner is implemented by sources whose broker redelivers a message
+// not acked within a deadline, such as JetStream's ack_wait.
+type AckDeadliner interface {
+	AckDeadline() time.Duration
+}
+
+// Holder is implemented by stages that hold messages unacked until later
+// messages or the clock release them, such as window. HoldBound returns the
+// longest a message may be held on the clock, and false when nothing on
+// the clock bounds it (windows that close only as later messages arrive).
+// The DSL refuses a holder downstream of an [AckDeadliner] whose deadline
+// is not above the bound.
+type Holder interface {
+	HoldBound() (time.Duration, bool)
 }
 
 // Sink delivers messages. The runtime acks a message when Write returns nil

@@ -85,6 +85,7 @@ var windowReasons = [...]windowing.Reason{windowing.ReasonWatermark, windowing.R
 var (
 	_ pipeline.Stage    = (*windowStage)(nil)
 	_ pipeline.Reporter = (*windowStage)(nil)
+	_ pipeline.Holder   = (*windowStage)(nil)
 )
 
 // reserved are the output fields an aggregate may not be named.
@@ -145,8 +146,9 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 		w.log = slog.Default()
 	}
 	w.log = w.log.With("node", env.Node)
-	if c.EventTime == nil || c.IdleTimeout > 0 {
-		// The clock bounds how long a window stays open.
+	if (c.EventTime == nil || c.IdleTimeout > 0) && c.Type != "session" {
+		// The clock bounds how long a window stays open. A session has no
+		// such bound: every message within gap extends it.
 		w.holding = length + c.MaxOutOfOrder + c.AllowedLateness + c.IdleTimeout
 	}
 	return w, nil
