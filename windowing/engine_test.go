@@ -318,3 +318,20 @@ func TestStateRoundTripsThroughJSONAndResumesIdentically(t *testing.T) {
 		}
 	}
 }
+
+// TestTheWatermarkPictureInDocsWindowsMd replays the table in
+// docs/windows.md.
+func TestTheWatermarkPictureInDocsWindowsMd(t *testing.T) {
+	r := newRig(t, Spec{Type: Tumbling, Size: 10 * time.Second, MaxOutOfOrder: 5 * time.Second})
+	late := map[int]bool{}
+	for i, at := range []int64{3, 12, 8, 24, 9, 31, 17} {
+		if r.add("", at*s).Late > 0 {
+			late[i+1] = true
+		}
+	}
+	r.out = append(r.out, r.e.Flush(ReasonEndOfInput)...)
+	r.expect(" [0,10) watermark [1 3]", " [10,20) watermark [2]", " [20,30) end_of_input [4]", " [30,40) end_of_input [6]")
+	if len(late) != 2 || !late[5] || !late[7] {
+		t.Errorf("late arrivals %v, want 5 (e@9) and 7 (g@17)", late)
+	}
+}
