@@ -35,7 +35,7 @@ type windowConfig struct {
 	EventTime       *expr.Program     `pipe:"event_time" desc:"CEL expression for the event time: a timestamp, an RFC 3339 string, or epoch milliseconds. Unset: processing time (the pipeline clock at arrival), and windows close by the clock." example:"msg.ts"`
 	MaxOutOfOrder   time.Duration     `pipe:"max_out_of_order" min:"0" desc:"Watermark lag: the watermark is the largest event time seen minus this. Messages up to this much out of order are not late." example:"5s"`
 	AllowedLateness time.Duration     `pipe:"allowed_lateness" min:"0" desc:"A window stays open until the watermark passes end + allowed_lateness; a message for a window closed by then is late." example:"0s"`
-	IdleTimeout     time.Duration     `pipe:"idle_timeout" min:"0" desc:"After this long without a message, the watermark advances with the clock (windows close with reason idle). 0 is off: with event time, windows then close only as later messages arrive or at end of input." example:"30s"`
+	IdleTimeout     time.Duration     `pipe:"idle_timeout" min:"0" desc:"Event time: after this long without a message, the watermark advances with the clock (windows close with reason idle). 0 is off: windows then close only as later messages arrive or at end of input. On processing time the clock closes windows anyway." example:"30s"`
 	OnLate          string            `pipe:"on_late" enum:"drop,dead_letter" desc:"A message late for every window it belongs to: drop acks, counts and logs it (rate-limited); dead_letter sends it to the dead-letter sink with reason late."`
 	MaxOpen         int               `pipe:"max_open" min:"1" desc:"Most open (key, window) pairs. When full, the window that would close first is emitted early (reason evicted), counted and warned about; never dropped." example:"100000"`
 	Emit            windowEmit        `pipe:"emit" scalar:"mode" desc:"on_close: one result per window when it closes. {every: 1s}: also early results of every changed open window at each multiple of every, marked \"final\": false."`
@@ -149,7 +149,10 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 	if (c.EventTime == nil || c.IdleTimeout > 0) && c.Type != "session" {
 		// The clock bounds how long a window stays open. A session has no
 		// such bound: every message within gap extends it.
-		w.holding = length + c.MaxOutOfOrder + c.AllowedLateness + c.IdleTimeout
+		w.holding = length + c.MaxOutOfOrder + c.AllowedLateness
+		if c.EventTime != nil {
+			w.holding += c.IdleTimeout
+		}
 	}
 	return w, nil
 }

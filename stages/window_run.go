@@ -333,7 +333,10 @@ func fmtTime(ns int64) string {
 // on processing time always, on event time after idle_timeout.
 func (r *windowRun) armClock() {
 	idle := r.w.cfg.IdleTimeout
-	if r.w.cfg.EventTime != nil && idle <= 0 {
+	switch {
+	case r.w.cfg.EventTime == nil:
+		idle = 0 // the clock is the event time: no quiet spell to wait for
+	case idle <= 0:
 		return
 	}
 	next, ok := r.e.NextClose()
