@@ -113,6 +113,15 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 		refuse(c.Gap <= 0, "session windows need gap")
 		refuse(c.Size != 0 || c.Slide != 0, "session windows take gap, not size or slide")
 	}
+	if c.EventTime != nil {
+		t := c.EventTime.ResultType()
+		refuse(!slices.Contains([]string{"dyn", "string", "int", "uint", "double", "google.protobuf.Timestamp"}, t),
+			"event_time is a %s; want a timestamp, an RFC 3339 string or epoch milliseconds", t)
+	}
+	if c.EndsWhen != nil {
+		t := c.EndsWhen.ResultType()
+		refuse(t != "dyn" && t != "bool", "ends_when is a %s; want a bool", t)
+	}
 	refuse(c.Type != "session" && c.Gap != 0, "gap is for session windows; set type: session")
 	refuse(c.Type != "session" && c.EndsWhen != nil, "ends_when is for session windows; set type: session")
 	var args []*expr.Program
