@@ -72,7 +72,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		}
 		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger})
 		if err != nil {
-			errs.Add(n.KindPos, "%s: %v", n.Kind, err)
+			d.buildErrors(n, err)
 			return nil
 		}
 		if opts.Replace != nil {

@@ -51,3 +51,25 @@ func TestWindowEmitTakesBothForms(t *testing.T) {
 		t.Errorf("emit: on_open: %q, want a refusal", got)
 	}
 }
+
+func TestWindowConfigErrorsPointAtTheValueAndIntoTheExpression(t *testing.T) {
+	got := compileBatchErr(t, `source: {generate: {count: 1, message: '{}'}}
+sink: {stdout: {}}
+stages:
+  - window:
+      size: 1m
+      ends_when: msg.x
+      aggregate:
+        total: sum( "x")
+        p: quantile(msg.a + , 0.5)
+`)
+	for _, want := range []string{
+		`p.yaml:4:5: window: ends_when is for session windows; set type: session`,
+		`p.yaml:8:21: window: aggregate.total: sum( "x"): sum takes a number, but the argument is a string`,
+		`p.yaml:9:28: window: aggregate.p: quantile(msg.a + , 0.5): 1:8: Syntax error`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Compile errors:\n%s\nwant one starting %q", got, want)
+		}
+	}
+}

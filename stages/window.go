@@ -94,6 +94,11 @@ var reserved = []string{"key", "window_start", "window_end", "final"}
 func newWindow(c *windowConfig, env component.Env) (any, error) {
 	spec := windowing.Spec{MaxOutOfOrder: c.MaxOutOfOrder, AllowedLateness: c.AllowedLateness, MaxOpen: c.MaxOpen}
 	var errs []error
+	refuseAt := func(field string, cond bool, format string, args ...any) {
+		if cond {
+			errs = append(errs, &component.FieldError{Path: []string{field}, Err: fmt.Errorf(format, args...)})
+		}
+	}
 	refuse := func(cond bool, format string, args ...any) {
 		if cond {
 			errs = append(errs, fmt.Errorf(format, args...))
@@ -115,19 +120,20 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 	}
 	if c.EventTime != nil {
 		t := c.EventTime.ResultType()
-		refuse(!slices.Contains([]string{"dyn", "string", "int", "uint", "double", "google.protobuf.Timestamp"}, t),
-			"event_time is a %s; want a timestamp, an RFC 3339 string or epoch milliseconds", t)
+		refuseAt("event_time", !slices.Contains([]string{"dyn", "string", "int", "uint", "double", "google.protobuf.Timestamp"}, t),
+			"the expression is a %s; want a timestamp, an RFC 3339 string or epoch milliseconds", t)
 	}
 	if c.EndsWhen != nil {
 		t := c.EndsWhen.ResultType()
-		refuse(t != "dyn" && t != "bool", "ends_when is a %s; want a bool", t)
+		refuseAt("ends_when", t != "dyn" && t != "bool", "the expression is a %s; want a bool", t)
 	}
 	refuse(c.Type != "session" && c.Gap != 0, "gap is for session windows; set type: session")
 	refuse(c.Type != "session" && c.EndsWhen != nil, "ends_when is for session windows; set type: session")
 	var args []*expr.Program
 	for _, name := range slices.Sorted(maps.Keys(c.Aggregate)) {
 		if slices.Contains(reserved, name) {
-			errs = append(errs, fmt.Errorf("aggregate %q: the output already has that field (%v are reserved)", name, reserved))
+			errs = append(errs, &component.FieldError{Path: []string{"aggregate"},
+				Err: fmt.Errorf("%q: the output already has that field (%v are reserved)", name, reserved)})
 			continue
 		}
 		a, prog, err := parseAggregate(name, c.Aggregate[name], c.MaxCollect)

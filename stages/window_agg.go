@@ -1,10 +1,14 @@
 package stages
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/pipe-dsl/pipe/component"
 
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/windowing"
@@ -15,10 +19,16 @@ import (
 // type the checker knows and the function cannot take is an error here;
 // one known only at run time (anything read from msg) is checked per
 // message, and a message of the wrong type goes to the dead-letter path.
+//
+// Errors are *component.FieldError at aggregate.NAME, positioned within
+// src where the problem is known: at the argument for a type error, at
+// the CEL error inside it.
 func parseAggregate(name, src string, maxCollect int) (windowing.Agg, *expr.Program, error) {
 	a := windowing.Agg{Name: name, MaxCollect: maxCollect}
+	col := 1 // the position of the problem in src, in characters
 	fail := func(format string, args ...any) (windowing.Agg, *expr.Program, error) {
-		return a, nil, fmt.Errorf("aggregate %q: %s: %s", name, src, fmt.Sprintf(format, args...))
+		return a, nil, &component.FieldError{Path: []string{"aggregate", name}, Line: 1, Col: col,
+			Err: fmt.Errorf("%s: %s", src, fmt.Sprintf(format, args...))}
 	}
 	fn, rest, ok := strings.Cut(strings.TrimSpace(src), "(")
 	fn = strings.TrimSpace(fn)
@@ -53,8 +63,15 @@ func parseAggregate(name, src string, maxCollect int) (windowing.Agg, *expr.Prog
 		}
 		a.Q = q
 	}
+	// The argument's first character, counted in characters of src.
+	open := strings.Index(src, "(") + 1
+	col = utf8.RuneCountInString(src[:open]) + 1 + utf8.RuneCountInString(args[0]) - utf8.RuneCountInString(strings.TrimLeft(args[0], " \t\n"))
 	prog, err := expr.Compile(strings.TrimSpace(args[0]))
 	if err != nil {
+		var list expr.Errors
+		if errors.As(err, &list) && len(list) > 0 && list[0].Line == 1 {
+			col += list[0].Column - 1
+		}
 		return fail("%v", err)
 	}
 	t := prog.ResultType()
