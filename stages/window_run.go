@@ -180,15 +180,21 @@ func (w *windowStage) event(m *pipeline.Message, now time.Time) (windowing.Event
 	return ev, nil
 }
 
+// maxEventTime is the engine's bound on event times.
+const maxEventTime = windowing.MaxTime
+
 // eventTime reads a timestamp (as EvalNative renders it, RFC 3339), an
-// RFC 3339 string, or epoch milliseconds.
+// RFC 3339 string, or epoch milliseconds, within maxEventTime of 1970.
 func eventTime(v any) (int64, error) {
-	const maxMs = math.MaxInt64 / int64(time.Millisecond)
+	const maxMs = maxEventTime / int64(time.Millisecond)
 	switch x := v.(type) {
 	case string:
 		t, err := time.Parse(time.RFC3339Nano, x)
 		if err != nil {
 			return 0, fmt.Errorf("%q is not an RFC 3339 time", x)
+		}
+		if t.Before(time.Unix(0, -maxEventTime)) || t.After(time.Unix(0, maxEventTime)) {
+			return 0, fmt.Errorf("%q is out of range (1824 to 2116)", x)
 		}
 		return t.UnixNano(), nil
 	case int64:

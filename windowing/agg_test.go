@@ -101,6 +101,9 @@ func TestAValueOfTheWrongTypeIsRefusedAndChangesNothing(t *testing.T) {
 			t.Errorf("Add(%v) = nil error", vals)
 		}
 	}
+	if _, _, err := e.Add(Event[int]{Time: MaxTime + 1, Values: []any{nil, int64(1), int64(1)}}); err == nil {
+		t.Error("Add(time beyond MaxTime) = nil error")
+	}
 	if e.Open() != 0 || e.Watermark() != NoWatermark {
 		t.Errorf("refused events changed the engine: %d open, watermark %d", e.Open(), e.Watermark())
 	}

@@ -52,6 +52,10 @@ var Reasons = []Reason{ReasonWatermark, ReasonIdle, ReasonSessionEnd, ReasonEndO
 // NoWatermark is the watermark before the first event (-inf).
 const NoWatermark = math.MinInt64
 
+// MaxTime bounds event times (±2^62 ns, 1824 to 2116) so that window
+// bounds plus durations never overflow.
+const MaxTime = int64(1) << 62
+
 // MaxWindowsPerEvent bounds size/slide of a sliding window.
 const MaxWindowsPerEvent = 1000
 
@@ -190,6 +194,9 @@ type Event[M any] struct {
 // ends, then by the watermark). An error means a value has the wrong type
 // for its aggregate; the engine is then unchanged.
 func (e *Engine[M]) Add(ev Event[M]) (Added, []Result[M], error) {
+	if ev.Time > MaxTime || ev.Time < -MaxTime {
+		return Added{}, nil, fmt.Errorf("event time %d is beyond ±2^62 ns (1824 to 2116)", ev.Time)
+	}
 	if err := checkValues(e.spec.Aggs, ev.Values); err != nil {
 		return Added{}, nil, err
 	}
