@@ -56,6 +56,10 @@ const NoWatermark = math.MinInt64
 // bounds plus durations never overflow.
 const MaxTime = int64(1) << 62
 
+// MaxDuration bounds every duration of a Spec (2^60 ns, about 36 years), so
+// that a time plus the durations of a spec never overflows.
+const MaxDuration = time.Duration(1) << 60
+
 // MaxWindowsPerEvent bounds size/slide of a sliding window.
 const MaxWindowsPerEvent = 1000
 
@@ -98,6 +102,11 @@ func (s *Spec) Validate() error {
 	}
 	if s.MaxOutOfOrder < 0 || s.AllowedLateness < 0 || s.MaxOpen < 0 {
 		return errors.New("max_out_of_order, allowed_lateness and max_open must not be negative")
+	}
+	for _, d := range []time.Duration{s.Size, s.Slide, s.Gap, s.MaxOutOfOrder, s.AllowedLateness} {
+		if d > MaxDuration {
+			return fmt.Errorf("%v is longer than the limit of %v (36 years)", d, MaxDuration)
+		}
 	}
 	seen := map[string]bool{}
 	for _, a := range s.Aggs {

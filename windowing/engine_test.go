@@ -217,6 +217,8 @@ func TestSlidingWindowsNeedASlideNoLongerThanTheirSize(t *testing.T) {
 		{Type: Sliding, Size: time.Hour, Slide: time.Second},
 		{Type: Tumbling},
 		{Type: Session},
+		{Type: Tumbling, Size: MaxDuration + 1},
+		{Type: Tumbling, Size: time.Second, AllowedLateness: MaxDuration + 1},
 	} {
 		if _, err := New[int](spec); err == nil {
 			t.Errorf("New(%+v) = nil error, want a refusal", spec)
