@@ -213,21 +213,7 @@ func eventTime(v any) (int64, error) {
 		}
 		return int64(x * float64(time.Millisecond)), nil
 	}
-	return 0, fmt.Errorf("want a timestamp, an RFC 3339 string or epoch milliseconds, got %s", jsonType(v))
-}
-
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a bool"
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "a list"
-	}
-	return fmt.Sprintf("%T", v)
+	return 0, fmt.Errorf("want a timestamp, an RFC 3339 string or epoch milliseconds, got %s", windowing.TypeName(v))
 }
 
 // finish emits every open window when in closed.

@@ -259,7 +259,7 @@ func TestWindowDeadLettersMessagesItCannotEvaluate(t *testing.T) {
 		{`{"user":"ann","ts":1000,"amount":"ten"}`, pipeline.ReasonExpression, "sum takes a number"},
 		{`{"user":"ann","ts":9223372036854775807,"amount":1}`, pipeline.ReasonInvalidPayload, "out of range"},
 		{`{"user":"ann","ts":"9999-01-01T00:00:00Z","amount":1}`, pipeline.ReasonInvalidPayload, "out of range"},
-		{`{"user":"ann","ts":true,"amount":1}`, pipeline.ReasonInvalidPayload, "got a bool"},
+		{`{"user":"ann","ts":true,"amount":1}`, pipeline.ReasonInvalidPayload, "got bool"},
 		{`not json`, pipeline.ReasonInvalidPayload, ""},
 	} {
 		r.send(c.body)

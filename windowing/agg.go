@@ -148,11 +148,11 @@ func checkValues(aggs []Agg, vals []any) error {
 					return fmt.Errorf("aggregate %q: %s(%v): not a finite number", a.Name, a.Func, x)
 				}
 			default:
-				return fmt.Errorf("aggregate %q: %s takes a number, got %s", a.Name, a.Func, typeName(v))
+				return fmt.Errorf("aggregate %q: %s takes a number, got %s", a.Name, a.Func, TypeName(v))
 			}
 		case Min, Max:
 			if _, ok := scalarOf(v); !ok {
-				return fmt.Errorf("aggregate %q: %s takes a number or a string, got %s", a.Name, a.Func, typeName(v))
+				return fmt.Errorf("aggregate %q: %s takes a number or a string, got %s", a.Name, a.Func, TypeName(v))
 			}
 		case First, Last, Collect, CountDistinct:
 			if _, err := json.Marshal(v); err != nil {
@@ -163,7 +163,9 @@ func checkValues(aggs []Agg, vals []any) error {
 	return nil
 }
 
-func typeName(v any) string {
+// TypeName names the JSON type of v, a value as expr's EvalNative returns
+// it, for error messages: null, bool, string, map, list, int64, float64.
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
