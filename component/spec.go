@@ -37,7 +37,9 @@ const (
 // besides msg, meta, raw and seq; result:"bool" declares the CEL type(s)
 // its value must have, checked when the file is compiled (a dyn value is
 // checked per message by the kind). The default is the field's value in the
-// kind's default config.
+// kind's default config. An object field tagged scalar:"key" may also be
+// written as a scalar, which fills that key (`emit: on_close` for
+// `emit: {mode: on_close}`).
 type Field struct {
 	Name        string
 	Type        string
@@ -58,6 +60,8 @@ type Field struct {
 	// Result lists the CEL types an expr field's value may have
 	// (expr.WithResult); empty means any.
 	Result []string
+	// Scalar names the key of an object field that a scalar value fills.
+	Scalar string
 	// Index is the reflect field index in the config struct.
 	Index []int
 }
@@ -133,6 +137,7 @@ func fieldsOf(v reflect.Value) []Field {
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.Enum = strings.Split(e, ",")
 		}
+		f.Scalar = sf.Tag.Get("scalar")
 		if v := sf.Tag.Get("vars"); v != "" {
 			f.Vars = strings.Split(v, ",")
 		}

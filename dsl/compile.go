@@ -72,7 +72,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		}
 		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger, EnvText: c.envTextUnder(n.Body)})
 		if err != nil {
-			errs.Add(n.KindPos, "%s: %v", n.Kind, err)
+			d.buildErrors(n, err)
 			return nil
 		}
 		if opts.Replace != nil {
@@ -89,11 +89,13 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		}
 		return o
 	}
+	built := map[*Node]any{}
 	for _, n := range c.Nodes {
 		v := build(n)
 		if v == nil {
 			continue
 		}
+		built[n] = v
 		v = d.policies(n, v, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger})
 		if v == nil {
 			continue
@@ -121,6 +123,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		}
 	}
 	checkBatches(c, reg, &errs)
+	checkHolds(c, built, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}

@@ -230,6 +230,14 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 		if n.Tag == "!!null" {
 			return
 		}
+		if scalar && f.Scalar != "" {
+			for _, sub := range f.Fields {
+				if sub.Name == f.Scalar {
+					d.value(dst.FieldByIndex(sub.Index), sub, n, what)
+					return
+				}
+			}
+		}
 		d.object(dst, f.Fields, n, what)
 	default:
 		d.errorf(n, "%s: unsupported field type %s", what, f.Type)

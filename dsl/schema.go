@@ -189,6 +189,11 @@ func fieldSchema(f component.Field) obj {
 		s = obj{"type": "object", "additionalProperties": obj{"type": elemType(f.Elem)}}
 	case component.TypeObject:
 		s = fieldsSchema(f.Fields)
+		for _, sub := range f.Fields {
+			if sub.Name == f.Scalar {
+				s = obj{"anyOf": []any{fieldSchema(sub), s}}
+			}
+		}
 	default:
 		s = obj{}
 	}

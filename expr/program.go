@@ -75,6 +75,12 @@ func (p *Program) init() {
 // Source returns the expression as given to Compile.
 func (p *Program) Source() string { return p.src }
 
+// ResultType returns the type the checker inferred for the result, such as
+// "int", "string", "bool" or "dyn" when it is known only at evaluation
+// (anything read from msg). Stages use it to reject, at compile time, an
+// expression whose known type cannot work.
+func (p *Program) ResultType() string { return p.ast.OutputType().String() }
+
 // UsesMsg reports whether the expression reads msg, and so whether
 // evaluation reads Input.Raw as JSON.
 func (p *Program) UsesMsg() bool { return p.access.use != msgUnused }

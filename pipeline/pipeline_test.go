@@ -476,3 +476,38 @@ func TestKillStopsASourceBlockedOnItsContext(t *testing.T) {
 	p.Kill()
 	<-done
 }
+
+// stopWatcher is a stage that passes messages on and records, when its
+// input closes, whether the soft stop had begun.
+type stopWatcher struct{ stopping chan bool }
+
+func (s *stopWatcher) Run(ctx context.Context, in <-chan *pipeline.Message, out pipeline.Outlet) error {
+	for m := range in {
+		if err := out.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	s.stopping <- pipeline.Stopping(ctx)
+	return nil
+}
+
+func TestStoppingTellsAStageASoftStopFromTheEndOfItsSources(t *testing.T) {
+	finite := &stopWatcher{stopping: make(chan bool, 1)}
+	must(t, linear(t, pipelinetest.NewSource("a", "b"), finite, &pipelinetest.Sink{}, pipeline.NodeOptions{}).Run(context.Background()))
+	if got := <-finite.stopping; got {
+		t.Error("Stopping() at the end of a finite source = true, want false")
+	}
+
+	stopped := &stopWatcher{stopping: make(chan bool, 1)}
+	sink := &pipelinetest.Sink{}
+	p := linear(t, &endless{}, stopped, sink, pipeline.NodeOptions{Buffer: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	eventually(t, "some deliveries", func() bool { return len(sink.Bodies()) > 10 })
+	cancel()
+	must(t, <-done)
+	if got := <-stopped.stopping; !got {
+		t.Error("Stopping() after cancel = false, want true")
+	}
+}

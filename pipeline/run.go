@@ -199,7 +199,7 @@ func (p *Pipeline) runNode(soft, hard context.Context, n *node) error {
 		stop()
 		cancel()
 	case n.stage != nil:
-		err = n.stage.Run(hard, n.in, out)
+		err = n.stage.Run(context.WithValue(hard, softKey{}, soft), n.in, out)
 		if hard.Err() != nil {
 			for m := range drainNow(n.in) {
 				out.abandon(m)

@@ -1,6 +1,9 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Source produces messages.
 //
@@ -35,6 +38,34 @@ type Processor interface {
 // holds and returns promptly.
 type Stage interface {
 	Run(ctx context.Context, in <-chan *Message, out Outlet) error
+}
+
+// softKey holds, in a stage's ctx, the pipeline's soft-stop context.
+type softKey struct{}
+
+// Stopping reports whether the soft stop (SIGTERM, a cancelled Run) has
+// begun, given the ctx of [Stage.Run]. A stage whose input closed uses it to
+// tell a soft stop from the end of its sources: a window stage emits open
+// windows as final results at the end of input, as partial ones at a stop.
+func Stopping(ctx context.Context) bool {
+	soft, ok := ctx.Value(softKey{}).(context.Context)
+	return ok && soft.Err() != nil
+}
+
+// AckDeadliner is implemented by sources whose broker redelivers a message
+// not acked within a deadline, such as JetStream's ack_wait.
+type AckDeadliner interface {
+	AckDeadline() time.Duration
+}
+
+// Holder is implemented by stages that hold messages unacked until later
+// messages or the clock release them, such as window. HoldBound returns the
+// longest a message may be held on the clock, and false when nothing on
+// the clock bounds it (windows that close only as later messages arrive).
+// The DSL refuses a holder downstream of an [AckDeadliner] whose deadline
+// is not above the bound.
+type Holder interface {
+	HoldBound() (time.Duration, bool)
 }
 
 // Sink delivers messages. The runtime acks a message when Write returns nil

@@ -104,6 +104,22 @@ func (h *harness) check(c *Case, p *pipeline.Pipeline, failf func(string, ...any
 			failf("breaker %q transitions (-want +got):\n%s", node, diff(want, got, func(i, j int) bool { return want[i] == got[j] }))
 		}
 	}
+	for _, node := range sortedKeys(e.Figures) {
+		s, ok := stats[node]
+		if !ok {
+			failf("expect.figures: no node %q", node)
+			continue
+		}
+		for _, key := range sortedKeys(e.Figures[node]) {
+			got, found := figureValue(s.Figures, key)
+			switch {
+			case !found:
+				failf("expect.figures: node %q has no figure %q (has %s)", node, key, figureNames(s.Figures))
+			case got != e.Figures[node][key]:
+				failf("node %q figure %s = %v, want %v", node, key, got, e.Figures[node][key])
+			}
+		}
+	}
 	if e.FlushReasons != nil {
 		got := map[string]int{}
 		for _, r := range h.sinks {
@@ -200,4 +216,29 @@ func diff(want, got []string, eq func(i, j int) bool) string {
 		}
 	}
 	return b.String()
+}
+
+// figureValue finds "name" or "name.label_value" among figs.
+func figureValue(figs []pipeline.Figure, key string) (float64, bool) {
+	for _, f := range figs {
+		if f.Name == key && f.Label == "" || f.Label != "" && f.Name+"."+f.LabelValue == key {
+			return f.Value, true
+		}
+	}
+	return 0, false
+}
+
+func figureNames(figs []pipeline.Figure) string {
+	var names []string
+	for _, f := range figs {
+		if f.Label != "" {
+			names = append(names, f.Name+"."+f.LabelValue)
+		} else {
+			names = append(names, f.Name)
+		}
+	}
+	if names == nil {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }

@@ -18,6 +18,7 @@
 //	      dropped: {small: 0}
 //	      breakers: {out: [open, half_open, closed]}
 //	      flush_reasons: {size: 2, wait: 1}
+//	      figures: {spend: {windows_closed.watermark: 2, late: 1}}
 //
 // Time is virtual: the clock stands still while the pipeline works and
 // jumps to the next timer when nothing else can happen, so a 30s recovery
@@ -86,6 +87,9 @@ type Expect struct {
 	// batch.flush_reason the batch stage gave them: {size: 2, wait: 1}.
 	// Reasons not listed must not occur.
 	FlushReasons map[string]int
+	// Figures checks a node's own figures (pipeline.Reporter) at the end:
+	// node -> "name" or "name.label_value" -> value.
+	Figures map[string]map[string]float64
 }
 
 // raw test file shapes, decoded strictly.
@@ -116,14 +120,15 @@ type rawFault struct {
 }
 
 type rawExpect struct {
-	Sinks        map[string][]yaml.Node `yaml:"sinks"`
-	Counts       map[string]int         `yaml:"counts"`
-	DeadLetters  []map[string]any       `yaml:"dead_letters"`
-	Dropped      map[string]int64       `yaml:"dropped"`
-	Acked        *int                   `yaml:"acked"`
-	Nacked       *int                   `yaml:"nacked"`
-	Breakers     map[string][]string    `yaml:"breakers"`
-	FlushReasons map[string]int         `yaml:"flush_reasons"`
+	Sinks        map[string][]yaml.Node        `yaml:"sinks"`
+	Counts       map[string]int                `yaml:"counts"`
+	DeadLetters  []map[string]any              `yaml:"dead_letters"`
+	Dropped      map[string]int64              `yaml:"dropped"`
+	Acked        *int                          `yaml:"acked"`
+	Nacked       *int                          `yaml:"nacked"`
+	Breakers     map[string][]string           `yaml:"breakers"`
+	FlushReasons map[string]int                `yaml:"flush_reasons"`
+	Figures      map[string]map[string]float64 `yaml:"figures"`
 }
 
 // Parse reads a test file's content.
@@ -232,7 +237,7 @@ func parseCase(rc rawCase) (*Case, error) {
 	}
 	e := rc.Expect
 	c.Expect = Expect{Counts: e.Counts, DeadLetters: e.DeadLetters, Dropped: e.Dropped, Acked: e.Acked, Nacked: e.Nacked,
-		FlushReasons: e.FlushReasons}
+		FlushReasons: e.FlushReasons, Figures: e.Figures}
 	if e.Breakers != nil {
 		c.Expect.Breakers = map[string][]string{}
 		for node, states := range e.Breakers {

@@ -56,9 +56,14 @@ type source struct {
 	live   *inflight.Tracker
 }
 
+// AckDeadline is ack_wait: JetStream redelivers a message not acked
+// within it, so the DSL refuses a stage that may hold messages longer.
+func (s *source) AckDeadline() time.Duration { return s.cfg.AckWait }
+
 var (
-	_ pipeline.Source = (*source)(nil)
-	_ pipeline.Closer = (*source)(nil)
+	_ pipeline.Source       = (*source)(nil)
+	_ pipeline.AckDeadliner = (*source)(nil)
+	_ pipeline.Closer       = (*source)(nil)
 )
 
 func newSource(c *sourceConfig, env component.Env) (pipeline.Source, error) {

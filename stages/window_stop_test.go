@@ -1,0 +1,87 @@
+package stages
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pipe-dsl/pipe/component"
+	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
+)
+
+// heldSource sends its bodies, then waits for the stop like a broker
+// consumer with nothing more to read.
+type heldSource struct {
+	bodies []string
+	acks   *ackLog
+	sent   chan struct{}
+}
+
+func (s *heldSource) Read(ctx context.Context, out pipeline.Outlet) error {
+	for _, b := range s.bodies {
+		if err := out.Send(ctx, s.acks.msg(b)); err != nil {
+			return nil
+		}
+	}
+	close(s.sent)
+	<-ctx.Done()
+	return nil
+}
+
+func TestWindowAtASoftStopEmitsOpenWindowsAsPartialResultsAndAcksTheirMembers(t *testing.T) {
+	// Given a window holding two open minutes when SIGTERM arrives,
+	cfg := spendConfig(t)
+	cfg.Type, cfg.OnLate, cfg.MaxOpen, cfg.MaxCollect = "tumbling", "drop", 100, 10
+	st, err := newWindow(&cfg, component.Env{Clock: pipelinetest.NewFakeClock(time.Unix(0, 0))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := st.(*windowStage)
+	acks := newAckLog()
+	src := &heldSource{bodies: []string{a1, b1}, acks: acks, sent: make(chan struct{})}
+	sink := &pipelinetest.Sink{}
+	p := pipeline.New("test")
+	for _, err := range []error{
+		p.AddSource("src", "test", src),
+		p.AddStage("window", "window", w, pipeline.NodeOptions{}),
+		p.AddSink("out", "test", sink, pipeline.NodeOptions{}),
+		p.Connect("src", "", "window"),
+		p.Connect("window", "", "out"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	<-src.sent
+	for w.open.Load() < 2 { // the stage has both (it stores the gauge after each message)
+		runtime.Gosched()
+	}
+	// when the pipeline stops softly,
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// then both windows go out marked "final": false, and their members
+	// are acked because those results were delivered.
+	got := sink.Bodies()
+	if len(got) != 2 || !strings.Contains(got[0], `"key":"ann"`) || !strings.HasSuffix(got[0], `"final":false}`) ||
+		!strings.Contains(got[1], `"key":"bob"`) || !strings.HasSuffix(got[1], `"final":false}`) {
+		t.Fatalf("sink got %q, want ann's and bob's windows as partial results", got)
+	}
+	for _, b := range []string{a1, b1} {
+		if o := acks.outcome(b); o != "acked" {
+			t.Errorf("%s: %s, want acked", b, o)
+		}
+	}
+	for _, f := range w.Report() {
+		if f.Name == "windows_closed" && f.LabelValue == "shutdown" && f.Value != 2 {
+			t.Errorf("windows_closed{shutdown} = %v, want 2", f.Value)
+		}
+	}
+}
