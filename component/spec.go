@@ -34,7 +34,8 @@ const (
 // The tag `pipe:"name[,required][,secret]"` names the key; desc is
 // mandatory; enum:"a,b" restricts strings; min and max bound numbers;
 // vars:"response,status" declares variables an expression field may read
-// besides msg, meta, raw and seq. The default is the field's value in the
+// besides msg, meta, raw and seq; shorthand:"action" lets an object field
+// be written as a scalar that fills that one key. The default is the field's value in the
 // kind's default config.
 type Field struct {
 	Name        string
@@ -53,6 +54,9 @@ type Field struct {
 	Fields []Field
 	// Vars are the extra variables of an expr field (expr.WithVariables).
 	Vars []string
+	// Shorthand names the key of an object field that a scalar fills:
+	// `on_missing: drop` for `on_missing: {action: drop}`.
+	Shorthand string
 	// Index is the reflect field index in the config struct.
 	Index []int
 }
@@ -131,6 +135,7 @@ func fieldsOf(v reflect.Value) []Field {
 		if v := sf.Tag.Get("vars"); v != "" {
 			f.Vars = strings.Split(v, ",")
 		}
+		f.Shorthand = sf.Tag.Get("shorthand")
 		f.Min, f.Max = parseBound(sf.Tag.Get("min")), parseBound(sf.Tag.Get("max"))
 		fv := v.Field(i)
 		f.Default = defaultString(fv)
@@ -141,7 +146,11 @@ func fieldsOf(v reflect.Value) []Field {
 		switch et.Kind() {
 		case reflect.Struct:
 			if et != exprType.Elem() {
-				f.Fields = fieldsOf(reflect.New(et).Elem())
+				nested := reflect.New(et).Elem()
+				if fv.Kind() == reflect.Struct {
+					nested = fv // its defaults are the kind's
+				}
+				f.Fields = fieldsOf(nested)
 			}
 		case reflect.Slice, reflect.Map:
 			f.Elem = TypeOf(et.Elem())

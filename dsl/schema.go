@@ -189,6 +189,11 @@ func fieldSchema(f component.Field) obj {
 		s = obj{"type": "object", "additionalProperties": obj{"type": elemType(f.Elem)}}
 	case component.TypeObject:
 		s = fieldsSchema(f.Fields)
+		for _, sf := range f.Fields {
+			if sf.Name == f.Shorthand {
+				s = obj{"anyOf": []any{fieldSchema(sf), s}}
+			}
+		}
 	default:
 		s = obj{}
 	}
