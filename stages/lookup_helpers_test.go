@@ -122,6 +122,12 @@ type lookupRun struct {
 // list given as YAML lines, with bodies as the source.
 func compileLookup(t testing.TB, name, stages string, clock pipeline.Clock, bodies ...string) (*dsl.Compiled, *pipelinetest.Sink, *pipelinetest.Sink) {
 	t.Helper()
+	return compileLookupWith(t, name, stages, clock, pipelinetest.NewSource(bodies...))
+}
+
+// compileLookupWith is compileLookup with a source of the caller's.
+func compileLookupWith(t testing.TB, name, stages string, clock pipeline.Clock, source pipeline.Source) (*dsl.Compiled, *pipelinetest.Sink, *pipelinetest.Sink) {
+	t.Helper()
 	src := fmt.Sprintf("name: %s\nsource: {generate: {count: 1, message: '{}'}}\nstages:\n%s\nsink: {stdout: {}}\ndead_letter: {stdout: {}}\n", name, stages)
 	cfg, err := dsl.Parse(name+".yaml", []byte(src), nil)
 	if err != nil {
@@ -131,7 +137,7 @@ func compileLookup(t testing.TB, name, stages string, clock pipeline.Clock, bodi
 	c, err := dsl.Compile(cfg, &dsl.CompileOptions{Clock: clock, Replace: func(n *dsl.Node) (any, bool) {
 		switch {
 		case n.Role == pipeline.RoleSource:
-			return pipelinetest.NewSource(bodies...), true
+			return source, true
 		case n == cfg.DeadLetter:
 			return dlq, true
 		case n.Role == pipeline.RoleSink:
