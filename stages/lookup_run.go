@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"sync"
@@ -220,7 +221,17 @@ func (l *lookupStage) Report() []pipeline.Figure {
 // Stub replaces the store with fixed results by key text, for pipe test:
 // keys absent from results are missing.
 func (l *lookupStage) Stub(results map[string]any) error {
-	loader, err := lookup.New(store.NewStatic(results), l.lcfg)
+	norm := make(map[string]any, len(results))
+	for k, v := range results {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("stub %s: %w", k, err)
+		}
+		if norm[k], err = expr.DecodeJSON(b); err != nil {
+			return fmt.Errorf("stub %s: %w", k, err)
+		}
+	}
+	loader, err := lookup.New(store.NewStatic(norm), l.lcfg)
 	if err != nil {
 		return err
 	}
