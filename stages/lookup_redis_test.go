@@ -12,6 +12,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/pipe-dsl/pipe/dsl"
 )
 
 // redisPrefix returns a unique key prefix and deletes its keys after the test.
@@ -156,5 +158,32 @@ func TestLookupRedisNeverOpensMoreThanMaxConns(t *testing.T) {
 			t.Fatalf("%d connections left after the run", count())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Given a Redis URL with a password, when the server is down or the URL is
+// malformed, then no error shows the password.
+func TestLookupRedisNeverShowsThePassword(t *testing.T) {
+	const secret = "r3dis-pw-456"
+	t.Setenv("LK_REDIS_URL", "redis://user:"+secret+"@127.0.0.1:1/0")
+	r := runLookup(t, "lk_rsecret", `  - lookup:
+      redis: {url: "${LK_REDIS_URL}"}
+      key: msg.customer_id`, `{"customer_id":1}`)
+	if len(r.dls) != 1 || strings.Contains(fmt.Sprintf("%+v", r.dls[0]), secret) {
+		t.Fatalf("dead letters = %+v, want one without the password", r.dls)
+	}
+	t.Setenv("LK_REDIS_URL", "redis://user:"+secret+"@127.0.0.1:notaport/0")
+	cfg, err := dsl.Parse("bad.yaml", []byte(`name: bad
+source: {generate: {count: 1, message: '{}'}}
+stages:
+  - lookup: {redis: {url: "${LK_REDIS_URL}"}, key: msg.id}
+sink: {stdout: {}}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dsl.Compile(cfg, nil)
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "value not shown") {
+		t.Fatalf("Compile error = %v, want one about the url without the password", err)
 	}
 }
