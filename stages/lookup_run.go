@@ -86,7 +86,7 @@ func (l *lookupStage) request(m *pipeline.Message, in *expr.Input) (r lookup.Req
 	r.Trace = m.Context()
 	var key any
 	if l.cfg.Key != nil {
-		if key, err = l.cfg.Key.EvalNative(in); err != nil {
+		if key, err = l.cfg.Key.EvalScalar(in); err != nil {
 			return r, false, evalError(fmt.Errorf("key: %w", err))
 		}
 		if key == nil {
