@@ -105,23 +105,35 @@ func (l *lookupStage) request(m *pipeline.Message, in *expr.Input) (r lookup.Req
 		r.Arg = key
 	case addr == nil:
 		r.Arg = r.Key // redis without a key expression: the lookup key's text
-	default:
-		in.Vars = map[string]any{"key": key}
-		v, err := addr.EvalNative(in)
+	case l.cfg.Key == nil:
+		// The address is the key: evaluate it now.
+		s, err := l.address(addr, in, nil)
 		if err != nil {
-			return r, false, evalError(fmt.Errorf("%s address: %w", l.kind, err))
+			return r, false, err
 		}
-		s, ok := v.(string)
-		if !ok {
-			return r, false, pipeline.WithReason(pipeline.ReasonExpression,
-				fmt.Errorf("%s address is %s, not a string", l.kind, jsonKind(v)))
-		}
-		r.Arg = s
-		if l.cfg.Key == nil {
-			r.Key = s
-		}
+		r.Arg, r.Key = s, s
+	default:
+		// The address is a function of the key: evaluate it only when the
+		// key goes to the store, so cache hits skip it. Get calls Resolve
+		// before Process returns, while in is still this message's.
+		r.Resolve = func() (any, error) { return l.address(addr, in, key) }
 	}
 	return r, false, nil
+}
+
+// address evaluates the Redis key or URL expression for a message.
+func (l *lookupStage) address(addr *expr.Program, in *expr.Input, key any) (string, error) {
+	in.Vars = map[string]any{"key": key}
+	v, err := addr.EvalNative(in)
+	if err != nil {
+		return "", evalError(fmt.Errorf("%s address: %w", l.kind, err))
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", pipeline.WithReason(pipeline.ReasonExpression,
+			fmt.Errorf("%s address is %s, not a string", l.kind, jsonKind(v)))
+	}
+	return s, nil
 }
 
 // merge sets the result into m: at into, or field by field into the body.

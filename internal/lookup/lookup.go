@@ -30,6 +30,10 @@ type Request struct {
 	// Arg is what the store is asked for: the key's value for PostgreSQL
 	// (int64 or string), the Redis key, the URL for HTTP.
 	Arg any
+	// Resolve, if set, computes Arg; Get calls it (on the caller's
+	// goroutine) only when the key must go to the store, so a cache hit
+	// skips it. An error fails the Get.
+	Resolve func() (any, error)
 	// Trace is the context of the message asking; the round trip's span
 	// links to its span.
 	Trace context.Context
@@ -163,7 +167,9 @@ func (l *Loader) Get(ctx context.Context, r Request) (Result, error) {
 			if now.Before(e.expires) {
 				l.hits.Add(1)
 				if e.found && l.cfg.RefreshAhead > 0 && !now.Before(e.expires.Add(-l.cfg.RefreshAhead)) {
-					l.refresh(r)
+					if r, err := resolve(r); err == nil {
+						l.refresh(r)
+					}
 				}
 				return Result{Value: e.val, Found: e.found, Outcome: Hit}, nil
 			}
@@ -175,6 +181,10 @@ func (l *Loader) Get(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 	l.misses.Add(1)
+	r, err := resolve(r)
+	if err != nil {
+		return Result{}, err
+	}
 	ch := l.group.DoChan(r.Key, func() (any, error) { return l.load(ctx, r) })
 	var res singleflight.Result
 	select {
@@ -191,6 +201,16 @@ func (l *Loader) Get(ctx context.Context, r Request) (Result, error) {
 	}
 	e := res.Val.(*entry)
 	return Result{Value: e.val, Found: e.found, Outcome: Miss}, nil
+}
+
+// resolve fills r.Arg from r.Resolve, if set.
+func resolve(r Request) (Request, error) {
+	if r.Resolve == nil {
+		return r, nil
+	}
+	arg, err := r.Resolve()
+	r.Arg, r.Resolve = arg, nil
+	return r, err
 }
 
 // load is the one flight for r.Key: it checks the cache again (a flight
