@@ -171,19 +171,10 @@ func (e *enricher) merge(m *pipeline.Message, in *expr.Input, status int, body [
 		m.SetBody(b)
 		m.SetDecoded(decoded)
 	case e.into != nil:
-		doc := in.Decoded
-		if doc == nil {
-			var err error
-			if doc, err = expr.DecodeJSON(m.Body); err != nil {
-				return pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
-			}
+		out, err := objectBody(m, in, "into "+e.cfg.Into)
+		if err != nil {
+			return err
 		}
-		obj, ok := doc.(map[string]any)
-		if !ok {
-			return pipeline.WithReason(pipeline.ReasonInvalidPayload,
-				fmt.Errorf("into %s needs a JSON object body, got %s", e.cfg.Into, jsonKind(doc)))
-		}
-		out := maps.Clone(obj)
 		if err := setPath(out, e.into, resp); err != nil {
 			return pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
 		}
@@ -202,6 +193,24 @@ func (e *enricher) merge(m *pipeline.Message, in *expr.Input, status int, body [
 		m.SetDecoded(resp)
 	}
 	return nil
+}
+
+// objectBody returns a copy of m's body, which must be a JSON object, to
+// change; what names the user in the error for any other body.
+func objectBody(m *pipeline.Message, in *expr.Input, what string) (map[string]any, error) {
+	doc := in.Decoded
+	if doc == nil {
+		var err error
+		if doc, err = expr.DecodeJSON(m.Body); err != nil {
+			return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
+		}
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload,
+			fmt.Errorf("%s needs a JSON object body, got %s", what, jsonKind(doc)))
+	}
+	return maps.Clone(obj), nil
 }
 
 func (e *enricher) Close(context.Context) error {

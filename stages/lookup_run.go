@@ -138,18 +138,10 @@ func (l *lookupStage) address(addr *expr.Program, in *expr.Input, key any) (stri
 
 // merge sets the result into m: at into, or field by field into the body.
 func (l *lookupStage) merge(m *pipeline.Message, in *expr.Input, val any) error {
-	doc := in.Decoded
-	if doc == nil {
-		var err error
-		if doc, err = expr.DecodeJSON(m.Body); err != nil {
-			return pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
-		}
+	out, err := objectBody(m, in, "lookup")
+	if err != nil {
+		return err
 	}
-	obj, ok := doc.(map[string]any)
-	if !ok {
-		return pipeline.WithReason(pipeline.ReasonInvalidPayload, fmt.Errorf("lookup needs a JSON object body, got %s", jsonKind(doc)))
-	}
-	out := maps.Clone(obj)
 	if l.into != nil {
 		if err := setPath(out, l.into, val); err != nil {
 			return pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
