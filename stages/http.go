@@ -198,19 +198,23 @@ func (e *enricher) merge(m *pipeline.Message, in *expr.Input, status int, body [
 // objectBody returns a copy of m's body, which must be a JSON object, to
 // change; what names the user in the error for any other body.
 func objectBody(m *pipeline.Message, in *expr.Input, what string) (map[string]any, error) {
-	doc := in.Decoded
+	doc, shared := in.Decoded, true
 	if doc == nil {
 		var err error
 		if doc, err = expr.DecodeJSON(m.Body); err != nil {
 			return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
 		}
+		shared = false
 	}
 	obj, ok := doc.(map[string]any)
 	if !ok {
 		return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload,
 			fmt.Errorf("%s needs a JSON object body, got %s", what, jsonKind(doc)))
 	}
-	return maps.Clone(obj), nil
+	if shared { // other messages may hold the decoded body
+		obj = maps.Clone(obj)
+	}
+	return obj, nil
 }
 
 func (e *enricher) Close(context.Context) error {
