@@ -195,3 +195,25 @@ func TestLookupHTTPServesStaleWhileStoreIsDown(t *testing.T) {
 		t.Fatalf("%d dead letters, %d requests; want 1 and 3", s.dlq.Writes(), srv.requests.Load())
 	}
 }
+
+// Given timeout on the stage, when the store does not answer, then the
+// round trip is cut at the timeout and its messages are dead-lettered
+// with reason timeout.
+func TestLookupHTTPTimeoutCutsTheRoundTrip(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // hold the request until the client gives up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	r := runLookup(t, "lk_htimeout", fmt.Sprintf(`  - lookup:
+      http: {url: '"%s/customers/" + string(msg.customer_id)'}
+      into: customer
+    timeout: 50ms`, srv.URL), `{"customer_id":1}`)
+	if len(r.dls) != 1 || r.dls[0].Reason != pipeline.ReasonTimeout {
+		t.Fatalf("dead letters = %+v, want one with reason timeout", r.dls)
+	}
+}
