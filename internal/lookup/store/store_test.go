@@ -117,3 +117,49 @@ func TestHTTPFetchesEachKeyAndFailsTheGroupOnAnError(t *testing.T) {
 		t.Fatal("a 500 in the group: no error")
 	}
 }
+
+// Given a pooled connection the server killed, when the store is used
+// again, then the dead connection is replaced (at most one call sees it)
+// and the pool stays within max_conns.
+func TestPostgresReplacesAKilledConnection(t *testing.T) {
+	ctx := context.Background()
+	admin, err := pgxpool.New(ctx, dsn)
+	if err == nil {
+		err = admin.Ping(ctx)
+	}
+	if err != nil {
+		unavailable(t, "PostgreSQL at 127.0.0.1:5432", err)
+	}
+	defer admin.Close()
+	app := fmt.Sprintf("lk_kill_%d", time.Now().UnixNano())
+	st, err := NewPostgres(dsn, "SELECT id FROM (VALUES (1)) AS v(id) WHERE id = ANY($1)", "id", 2, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Fetch(ctx, reqs(int64(1))); err != nil {
+		t.Fatal(err)
+	}
+	var killed int
+	if err := admin.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("killed %d connections (%v), want 1", killed, err)
+	}
+	failures := 0
+	for range 3 {
+		got, err := st.Fetch(ctx, reqs(int64(1)))
+		if err != nil {
+			failures++
+			continue
+		}
+		if len(got) != 1 {
+			t.Fatalf("Fetch = %v, want key 1", got)
+		}
+	}
+	if failures > 1 {
+		t.Fatalf("%d of 3 fetches failed after the kill, want at most 1", failures)
+	}
+	var open int
+	if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&open); err != nil || open < 1 || open > 2 {
+		t.Fatalf("%d connections open (%v), want 1..2", open, err)
+	}
+}
