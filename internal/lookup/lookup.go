@@ -120,6 +120,7 @@ type Loader struct {
 	refreshing map[string]bool // keys with a refresh under way
 
 	hits, misses, stale, roundTrips, keys, refreshes, failures atomic.Uint64
+	waiting                                                    atomic.Int64 // callers attached to a flight, for tests
 }
 
 // entry is a cached answer. Entries are never changed once stored.
@@ -186,10 +187,13 @@ func (l *Loader) Get(ctx context.Context, r Request) (Result, error) {
 		return Result{}, err
 	}
 	ch := l.group.DoChan(r.Key, func() (any, error) { return l.load(ctx, r) })
+	l.waiting.Add(1)
 	var res singleflight.Result
 	select {
 	case res = <-ch:
+		l.waiting.Add(-1)
 	case <-ctx.Done():
+		l.waiting.Add(-1)
 		return Result{}, ctx.Err()
 	}
 	if res.Err != nil {

@@ -100,9 +100,9 @@ func TestGivenOneKeyWhenManyAskAtOnceThenOneRoundTrip(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { results[i] = get(t, l, "k") })
 	}
-	// Every caller but the flight's leader shows up as a miss before the
-	// store answers; let the one round trip through once all are waiting.
-	for l.Stats().Misses < n {
+	// Let the one round trip through once every caller is attached to
+	// its flight.
+	for l.waiting.Load() < n {
 		runtime.Gosched()
 	}
 	close(s.gate)
