@@ -171,7 +171,7 @@ func (e *enricher) merge(m *pipeline.Message, in *expr.Input, status int, body [
 		m.SetBody(b)
 		m.SetDecoded(decoded)
 	case e.into != nil:
-		out, err := objectBody(m, in, "into "+e.cfg.Into)
+		out, err := objectBody(m, in, "into "+e.cfg.Into, in.Decoded != nil)
 		if err != nil {
 			return err
 		}
@@ -195,10 +195,12 @@ func (e *enricher) merge(m *pipeline.Message, in *expr.Input, status int, body [
 	return nil
 }
 
-// objectBody returns a copy of m's body, which must be a JSON object, to
-// change; what names the user in the error for any other body.
-func objectBody(m *pipeline.Message, in *expr.Input, what string) (map[string]any, error) {
-	doc, shared := in.Decoded, true
+// objectBody returns m's body, which must be a JSON object, as a map the
+// caller may change: in.Decoded (copied if shared, as a decoded body other
+// messages may hold is) or else the body decoded. what names the user in
+// the error for any other body.
+func objectBody(m *pipeline.Message, in *expr.Input, what string, shared bool) (map[string]any, error) {
+	doc := in.Decoded
 	if doc == nil {
 		var err error
 		if doc, err = expr.DecodeJSON(m.Body); err != nil {
@@ -211,7 +213,7 @@ func objectBody(m *pipeline.Message, in *expr.Input, what string) (map[string]an
 		return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload,
 			fmt.Errorf("%s needs a JSON object body, got %s", what, jsonKind(doc)))
 	}
-	if shared { // other messages may hold the decoded body
+	if shared {
 		obj = maps.Clone(obj)
 	}
 	return obj, nil

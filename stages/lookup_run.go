@@ -47,6 +47,16 @@ func (l *lookupStage) Process(ctx context.Context, m *pipeline.Message) (*pipeli
 		return nil, errBatch("lookup")
 	}
 	in := input(m)
+	// Decode the whole body once, for the key and the merge alike, unless
+	// an earlier stage left it decoded (then it may be shared: merge copies).
+	shared := in.Decoded != nil
+	if !shared {
+		doc, err := expr.DecodeJSON(m.Body)
+		if err != nil {
+			return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload, fmt.Errorf("decoding msg: %w", err))
+		}
+		in.Decoded = doc
+	}
 	req, null, err := l.request(m, &in)
 	keepDecoded(m, &in)
 	if err != nil {
@@ -76,7 +86,7 @@ func (l *lookupStage) Process(ctx context.Context, m *pipeline.Message) (*pipeli
 			return m, nil
 		}
 	}
-	return m, l.merge(m, &in, val)
+	return m, l.merge(m, &in, val, shared)
 }
 
 // request evaluates m's key and the store's address for it: the key
@@ -137,8 +147,8 @@ func (l *lookupStage) address(addr *expr.Program, in *expr.Input, key any) (stri
 }
 
 // merge sets the result into m: at into, or field by field into the body.
-func (l *lookupStage) merge(m *pipeline.Message, in *expr.Input, val any) error {
-	out, err := objectBody(m, in, "lookup")
+func (l *lookupStage) merge(m *pipeline.Message, in *expr.Input, val any, shared bool) error {
+	out, err := objectBody(m, in, "lookup", shared)
 	if err != nil {
 		return err
 	}
