@@ -36,10 +36,10 @@ const (
 // vars:"response,status" declares variables an expression field may read
 // besides msg, meta, raw and seq; result:"bool" declares the CEL type(s)
 // its value must have, checked when the file is compiled (a dyn value is
-// checked per message by the kind). The default is the field's value in the
-// kind's default config. An object field tagged scalar:"key" may also be
-// written as a scalar, which fills that key (`emit: on_close` for
-// `emit: {mode: on_close}`).
+// checked per message by the kind). shorthand:"key" lets an object field be
+// written as a scalar that fills that one key (`emit: on_close` for
+// `emit: {mode: on_close}`). The default is the field's value in the kind's
+// default config.
 type Field struct {
 	Name        string
 	Type        string
@@ -60,8 +60,9 @@ type Field struct {
 	// Result lists the CEL types an expr field's value may have
 	// (expr.WithResult); empty means any.
 	Result []string
-	// Scalar names the key of an object field that a scalar value fills.
-	Scalar string
+	// Shorthand names the key of an object field that a scalar fills:
+	// `on_missing: drop` for `on_missing: {action: drop}`.
+	Shorthand string
 	// Index is the reflect field index in the config struct.
 	Index []int
 }
@@ -137,13 +138,13 @@ func fieldsOf(v reflect.Value) []Field {
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.Enum = strings.Split(e, ",")
 		}
-		f.Scalar = sf.Tag.Get("scalar")
 		if v := sf.Tag.Get("vars"); v != "" {
 			f.Vars = strings.Split(v, ",")
 		}
 		if r := sf.Tag.Get("result"); r != "" {
 			f.Result = strings.Split(r, ",")
 		}
+		f.Shorthand = sf.Tag.Get("shorthand")
 		f.Min, f.Max = parseBound(sf.Tag.Get("min")), parseBound(sf.Tag.Get("max"))
 		fv := v.Field(i)
 		f.Default = defaultString(fv)
@@ -154,7 +155,11 @@ func fieldsOf(v reflect.Value) []Field {
 		switch et.Kind() {
 		case reflect.Struct:
 			if et != exprType.Elem() {
-				f.Fields = fieldsOf(reflect.New(et).Elem())
+				nested := reflect.New(et).Elem()
+				if fv.Kind() == reflect.Struct {
+					nested = fv // its defaults are the kind's
+				}
+				f.Fields = fieldsOf(nested)
 			}
 		case reflect.Slice, reflect.Map:
 			f.Elem = TypeOf(et.Elem())

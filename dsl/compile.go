@@ -21,6 +21,10 @@ type CompileOptions struct {
 	// checked); its policies still wrap the replacement. pipe test uses it
 	// to swap sources and sinks for recorders.
 	Replace func(n *Node) (any, bool)
+	// Adjust, when set, is called with each node's built component before
+	// Replace and before policies wrap it; an error is reported at the
+	// node. pipe test uses it to stub a lookup stage's store.
+	Adjust func(n *Node, v any) error
 
 	flowEnds map[Role]any // the source and sink of a flow
 }
@@ -74,6 +78,12 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		if err != nil {
 			d.buildErrors(n, err)
 			return nil
+		}
+		if opts.Adjust != nil {
+			if err := opts.Adjust(n, v); err != nil {
+				errs.Add(n.KindPos, "%s: %v", n.Kind, err)
+				return nil
+			}
 		}
 		if opts.Replace != nil {
 			if r, ok := opts.Replace(n); ok {

@@ -230,13 +230,10 @@ func (d *decoder) value(dst reflect.Value, f component.Field, n *yaml.Node, what
 		if n.Tag == "!!null" {
 			return
 		}
-		if scalar && f.Scalar != "" {
-			for _, sub := range f.Fields {
-				if sub.Name == f.Scalar {
-					d.value(dst.FieldByIndex(sub.Index), sub, n, what)
-					return
-				}
-			}
+		if scalar && f.Shorthand != "" {
+			i := slices.IndexFunc(f.Fields, func(sf component.Field) bool { return sf.Name == f.Shorthand })
+			d.value(dst.FieldByIndex(f.Fields[i].Index), f.Fields[i], n, what+"."+f.Shorthand)
+			return
 		}
 		d.object(dst, f.Fields, n, what)
 	default:

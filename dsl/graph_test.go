@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func TestGraphGolden(t *testing.T) {
 	env := map[string]string{"TOKEN": "s3cr3t-token", "ARCHIVE_PATH": "/srv/secret-path.ndjson", "INBOX": "/srv/secret-inbox.ndjson"}
 	opts := &dsl.Options{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-	for _, file := range []string{"testdata/graph/fanout.yaml", "testdata/graph/relay.yaml", "testdata/graph/routed.yaml", "../pipelines/quickstart.yaml", "../pipelines/resilient.yaml", "../pipelines/throttle.yaml", "../pipelines/throttle_batch.yaml", "../pipelines/resilient_http.yaml", "../pipelines/user_spend.yaml"} {
+	for _, file := range []string{"testdata/graph/fanout.yaml", "testdata/graph/relay.yaml", "testdata/graph/routed.yaml", "../pipelines/quickstart.yaml", "../pipelines/resilient.yaml", "../pipelines/throttle.yaml", "../pipelines/throttle_batch.yaml", "../pipelines/resilient_http.yaml", "../pipelines/user_spend.yaml", "../pipelines/orders_by_tier.yaml"} {
 		c, err := dsl.ParseFile(file, opts)
 		if err != nil {
 			t.Fatal(err)

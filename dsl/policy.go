@@ -90,6 +90,9 @@ func wrapPolicies(d *decoder, n *Node, v any, env component.Env) any {
 	}
 	policies := []resilience.Policy{retry, breaker, timeout}
 	switch c := v.(type) {
+	case resilience.Guarded:
+		c.Guard(policies...)
+		return v
 	case pipeline.Sink:
 		return resilience.Sink(c, policies...)
 	case pipeline.Processor:

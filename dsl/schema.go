@@ -189,9 +189,9 @@ func fieldSchema(f component.Field) obj {
 		s = obj{"type": "object", "additionalProperties": obj{"type": elemType(f.Elem)}}
 	case component.TypeObject:
 		s = fieldsSchema(f.Fields)
-		for _, sub := range f.Fields {
-			if sub.Name == f.Scalar {
-				s = obj{"anyOf": []any{fieldSchema(sub), s}}
+		for _, sf := range f.Fields {
+			if sf.Name == f.Shorthand {
+				s = obj{"anyOf": []any{fieldSchema(sf), s}}
 			}
 		}
 	default:

@@ -76,6 +76,11 @@ func RunFile(ctx context.Context, path string, opts Options) ([]Result, error) {
 	return results, nil
 }
 
+// stubber is a stage whose results a test may fix (the lookup stage).
+type stubber interface {
+	Stub(results map[string]any) error
+}
+
 // harness holds the recorders of one run.
 type harness struct {
 	clock   *pipelinetest.FakeClock
@@ -149,10 +154,23 @@ func runCase(ctx context.Context, pipePath string, lookup func(string) (string, 
 			return nil, fmt.Errorf("test %s: faults: no sink %q in %s", c.Name, sink, pipePath)
 		}
 	}
+	stubbed := map[string]bool{}
 	compiled, err := dsl.Compile(cfg, &dsl.CompileOptions{
 		Options: dsl.Options{Lookup: lookup},
 		Clock:   h.clock,
 		Logger:  slog.New(h.breakers),
+		Adjust: func(n *dsl.Node, v any) error {
+			results, ok := c.Stubs[n.Name]
+			if !ok {
+				return nil
+			}
+			s, ok := v.(stubber)
+			if !ok {
+				return fmt.Errorf("test %s: stubs: node %q is not a lookup stage", c.Name, n.Name)
+			}
+			stubbed[n.Name] = true
+			return s.Stub(results)
+		},
 		Replace: func(n *dsl.Node) (any, bool) {
 			switch {
 			case n.Role == pipeline.RoleSource:
@@ -171,6 +189,11 @@ func runCase(ctx context.Context, pipePath string, lookup func(string) (string, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	for node := range c.Stubs {
+		if !stubbed[node] {
+			return nil, fmt.Errorf("test %s: stubs: no node %q in %s", c.Name, node, pipePath)
+		}
 	}
 
 	runCtx, cancel := context.WithTimeout(ctx, opts.Timeout)

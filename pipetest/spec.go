@@ -12,6 +12,8 @@
 //	      - 'not json'               # strings are raw bodies
 //	    faults:
 //	      out: {fail: 2, error: "503 unavailable", latency: 100ms}
+//	    stubs:                       # a lookup stage's results by key
+//	      enrich: {"1": {tier: gold}}   # keys not listed are missing
 //	    expect:
 //	      sinks: {out: [{id: 1, cents: 25000}]}
 //	      dead_letters: [{stage: parse, reason: invalid_payload}]
@@ -54,6 +56,8 @@ type Case struct {
 	Inputs map[string][][]byte // source node ("" = the only source) -> bodies
 	Steps  []Step
 	Faults map[string]Fault // sink node -> fault
+	// Stubs replace a lookup stage's store: node -> key text -> result.
+	Stubs  map[string]map[string]any
 	Expect Expect
 }
 
@@ -100,12 +104,13 @@ type rawFile struct {
 }
 
 type rawCase struct {
-	Name   string                 `yaml:"name"`
-	Input  []yaml.Node            `yaml:"input"`
-	Inputs map[string][]yaml.Node `yaml:"inputs"`
-	Steps  []rawStep              `yaml:"steps"`
-	Faults map[string]rawFault    `yaml:"faults"`
-	Expect rawExpect              `yaml:"expect"`
+	Name   string                          `yaml:"name"`
+	Input  []yaml.Node                     `yaml:"input"`
+	Inputs map[string][]yaml.Node          `yaml:"inputs"`
+	Steps  []rawStep                       `yaml:"steps"`
+	Faults map[string]rawFault             `yaml:"faults"`
+	Stubs  map[string]map[string]yaml.Node `yaml:"stubs"`
+	Expect rawExpect                       `yaml:"expect"`
 }
 
 type rawStep struct {
@@ -234,6 +239,19 @@ func parseCase(rc rawCase) (*Case, error) {
 			f.Latency = d
 		}
 		c.Faults[sink] = f
+	}
+	for node, results := range rc.Stubs {
+		if c.Stubs == nil {
+			c.Stubs = map[string]map[string]any{}
+		}
+		c.Stubs[node] = map[string]any{}
+		for key, n := range results {
+			v, err := valueOf(&n)
+			if err != nil {
+				return nil, fmt.Errorf("stubs.%s.%s: %w", node, key, err)
+			}
+			c.Stubs[node][key] = v
+		}
 	}
 	e := rc.Expect
 	c.Expect = Expect{Counts: e.Counts, DeadLetters: e.DeadLetters, Dropped: e.Dropped, Acked: e.Acked, Nacked: e.Nacked,

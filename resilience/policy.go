@@ -66,6 +66,16 @@ func Processor(p pipeline.Processor, policies ...Policy) pipeline.Processor {
 	return &processor{inner: p, call: Compose(p.Process, policies...), policies: nonNil(policies)}
 }
 
+// Guarded is implemented by components that apply their retry, breaker and
+// timeout policies themselves, around their own calls to a peer, rather
+// than around each message: the lookup stage guards each round trip to
+// its store, so cache hits pass while its breaker is open. The DSL hands
+// such a component its policies (outermost first, nils included) instead
+// of wrapping it.
+type Guarded interface {
+	Guard(policies ...Policy)
+}
+
 // Wrapped is implemented by the values Sink and Processor return, so
 // metrics can reach the policies (Breaker.State, Retry.Stats) of a node.
 type Wrapped interface {

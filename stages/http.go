@@ -172,19 +172,10 @@ func (e *enricher) merge(m *pipeline.Message, in *expr.Input, status int, body [
 		m.SetBody(b)
 		m.SetDecoded(decoded)
 	case e.into != nil:
-		doc := in.Decoded
-		if doc == nil {
-			var err error
-			if doc, err = expr.DecodeJSON(m.Body); err != nil {
-				return pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
-			}
+		out, err := objectBody(m, in, "into "+e.cfg.Into, in.Decoded != nil)
+		if err != nil {
+			return err
 		}
-		obj, ok := doc.(map[string]any)
-		if !ok {
-			return pipeline.WithReason(pipeline.ReasonInvalidPayload,
-				fmt.Errorf("into %s needs a JSON object body, got %s", e.cfg.Into, jsonKind(doc)))
-		}
-		out := maps.Clone(obj)
 		if err := setPath(out, e.into, resp); err != nil {
 			return pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
 		}
@@ -203,6 +194,30 @@ func (e *enricher) merge(m *pipeline.Message, in *expr.Input, status int, body [
 		m.SetDecoded(resp)
 	}
 	return nil
+}
+
+// objectBody returns m's body, which must be a JSON object, as a map the
+// caller may change: in.Decoded (copied if shared, as a decoded body other
+// messages may hold is) or else the body decoded. what names the user in
+// the error for any other body.
+func objectBody(m *pipeline.Message, in *expr.Input, what string, shared bool) (map[string]any, error) {
+	doc := in.Decoded
+	if doc == nil {
+		var err error
+		if doc, err = expr.DecodeJSON(m.Body); err != nil {
+			return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
+		}
+		shared = false
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload,
+			fmt.Errorf("%s needs a JSON object body, got %s", what, jsonKind(doc)))
+	}
+	if shared {
+		obj = maps.Clone(obj)
+	}
+	return obj, nil
 }
 
 func (e *enricher) Close(context.Context) error {

@@ -38,7 +38,7 @@ type windowConfig struct {
 	IdleTimeout     time.Duration     `pipe:"idle_timeout" min:"0" desc:"Event time: after this long without a message, the watermark advances with the clock (windows close with reason idle). 0 is off: windows then close only as later messages arrive or at end of input. On processing time the clock closes windows anyway." example:"30s"`
 	OnLate          string            `pipe:"on_late" enum:"drop,dead_letter" desc:"A message late for every window it belongs to: drop acks, counts and logs it (rate-limited); dead_letter sends it to the dead-letter sink with reason late."`
 	MaxOpen         int               `pipe:"max_open" min:"1" desc:"Most open (key, window) pairs. When full, the window that would close first is emitted early (reason evicted), counted and warned about; never dropped." example:"100000"`
-	Emit            windowEmit        `pipe:"emit" scalar:"mode" desc:"on_close: one result per window when it closes. {every: 1s}: also early results of every changed open window at each multiple of every, marked \"final\": false."`
+	Emit            windowEmit        `pipe:"emit" shorthand:"mode" desc:"on_close: one result per window when it closes. {every: 1s}: also early results of every changed open window at each multiple of every, marked \"final\": false."`
 	Aggregate       map[string]string `pipe:"aggregate" desc:"Output field -> function(CEL argument): count(), sum(x), min(x), max(x), avg(x), first(x), last(x), count_distinct(x), quantile(x, q), collect(x). See docs/windows.md for types and accuracy." example:"{total: sum(msg.amount), n: count()}"`
 	MaxCollect      int               `pipe:"max_collect" min:"1" desc:"Most items a collect aggregate keeps per window; later ones are not kept." example:"1000"`
 }
