@@ -35,7 +35,7 @@ dead_letter: {drop: {}}
 `
 
 // serving starts pipe run --http with args on file and returns the address
-// it serves on and what it logged before "pipeline started".
+// it serves on and what it logged up to that address.
 func serving(t *testing.T, bin, file string, env []string, args ...string) (addr, logged string) {
 	t.Helper()
 	cmd := exec.Command(bin, append(append([]string{"run", "--quiet", "--log-format", "json"}, args...), file)...)
@@ -51,9 +51,14 @@ func serving(t *testing.T, bin, file string, env []string, args ...string) (addr
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+	// --quiet leaves out "pipeline started", so the address line, logged
+	// after any warning about the address, ends what is read here. A run
+	// that never logs it fails the test at the deadline instead of hanging.
+	deadline := time.AfterFunc(time.Minute, func() { _ = cmd.Process.Kill() })
+	defer deadline.Stop()
 	var log strings.Builder
 	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "pipeline started") {
+	for addr == "" && sc.Scan() {
 		log.WriteString(sc.Text() + "\n")
 		var rec struct{ Msg, Addr string }
 		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "serving metrics" {
