@@ -67,10 +67,15 @@ type source struct {
 	// bg counts sessions still waiting for acks after Read returned.
 	bg sync.WaitGroup
 
-	mu     sync.Mutex
-	conn   net.Conn     // the current network connection
-	client *paho.Client // the client that delivered the latest message
-	streak int          // nacks since the last ack: slows reconnection
+	mu   sync.Mutex
+	conn net.Conn // the current connection, once it is up
+	// dialed is the connection being established: closing it before paho's
+	// Connect returns races inside paho (Connect against its shutdown), so
+	// a nack that comes then sets closeOnUp instead.
+	dialed    net.Conn
+	closeOnUp bool
+	client    *paho.Client // the client that delivered the latest message
+	streak    int          // nacks since the last ack: slows reconnection
 
 	// redo keeps redelivered copies of delivered messages out of the
 	// pipeline.
@@ -110,6 +115,14 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	connCtx, cancelConn := context.WithCancel(context.WithoutCancel(ctx))
 	ccfg := s.clientConfig()
 	ccfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+		s.mu.Lock()
+		s.conn = s.dialed
+		if s.closeOnUp {
+			s.closeOnUp = false
+			s.conn.Close()
+			s.conn = nil
+		}
+		s.mu.Unlock()
 		if !ca.SessionPresent {
 			s.redo.reset()
 		}
@@ -207,8 +220,15 @@ func (s *source) acker(pr paho.PublishReceived, inflight *sync.WaitGroup) pipeli
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.streak++
-		if s.conn != nil && (pr.Client == s.client || dup != nil && dup.Client == s.client) {
+		if pr.Client == s.client || dup != nil && dup.Client == s.client {
 			s.logger.Debug("mqtt message nacked; reconnecting for redelivery", "err", err)
+			// Messages of this client no longer match: its connection is
+			// going, and their copies come on the next one.
+			s.client = nil
+			if s.conn == nil {
+				s.closeOnUp = true // the connection is still being set up
+				return
+			}
 			s.conn.Close()
 			s.conn = nil
 		}
@@ -274,7 +294,7 @@ func (s *source) clientConfig() autopaho.ClientConfig {
 				s.onDial(c)
 			}
 			s.mu.Lock()
-			s.conn = c
+			s.dialed, s.conn = c, nil
 			s.mu.Unlock()
 			return packets.NewThreadSafeConn(c), nil
 		},
