@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
 )
 
 // Role is where a kind may appear: sources, stages or sinks.
@@ -30,6 +31,9 @@ type Env struct {
 	Pipeline, Node string
 	Clock          pipeline.Clock
 	Logger         *slog.Logger
+	// State is the pipeline's top-level `state:` store, nil without one.
+	// Constructors only keep it: it is opened when the pipeline runs.
+	State state.Backend
 }
 
 // Kind describes one component kind.

@@ -70,7 +70,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		if len(errs) > before {
 			return nil
 		}
-		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger})
+		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger, State: c.State})
 		if err != nil {
 			errs.Add(n.KindPos, "%s: %v", n.Kind, err)
 			return nil
@@ -94,7 +94,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		if v == nil {
 			continue
 		}
-		v = d.policies(n, v, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger})
+		v = d.policies(n, v, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger, State: c.State})
 		if v == nil {
 			continue
 		}
@@ -113,7 +113,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 	}
 	if dl := c.DeadLetter; dl != nil {
 		if v := build(dl); v != nil {
-			if v = d.policies(dl, v, component.Env{Pipeline: c.Name, Node: dl.Name, Clock: clock, Logger: logger}); v != nil {
+			if v = d.policies(dl, v, component.Env{Pipeline: c.Name, Node: dl.Name, Clock: clock, Logger: logger, State: c.State}); v != nil {
 				if err := p.SetDeadLetter(dl.Kind, v.(pipeline.Sink), nodeOpts(dl)); err != nil {
 					errs.Add(dl.Pos, "%v", err)
 				}
