@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/pipe-dsl/pipe/state"
 )
@@ -45,6 +46,9 @@ func (b *Backend) client() (*goredis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state.redis.url: not a valid redis:// URL")
 	}
+	// Maintenance notifications (Redis Enterprise handoffs) start a
+	// cleanup goroutine per client that outlives Close; pipe needs none.
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return goredis.NewClient(opts), nil
 }
 

@@ -1,3 +1,6 @@
+// Package storetest holds the conformance suite every state.Store must
+// pass, run by each backend's tests against its real server. Only tests
+// import it.
 package storetest
 
 import (
@@ -5,11 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/pipe-dsl/pipe/internal/tcpproxy"
 	"github.com/pipe-dsl/pipe/state"
 )
+
+// Unavailable skips t because service is down, or fails it under
+// PIPE_REQUIRE_SERVICES=1.
+func Unavailable(t testing.TB, service string, err error) {
+	t.Helper()
+	if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s is required (PIPE_REQUIRE_SERVICES=1): %v", service, err)
+	}
+	t.Skipf("%s is not reachable: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", service, err)
+}
 
 // Backend describes a backend to the suites.
 type Backend struct {
@@ -106,7 +121,7 @@ func RunStore(t *testing.T, b Backend) {
 	})
 	t.Run("a crash just before the commit reaches the store keeps the previous checkpoint", func(t *testing.T) {
 		id := ID(t)
-		p := NewProxy(t, b.Target)
+		p := tcpproxy.New(t, b.Target)
 		s := open(t, b, p.Addr(), id)
 		own, err := s.Load(ctx, "crash")
 		if err != nil {
@@ -133,7 +148,7 @@ func RunStore(t *testing.T, b Backend) {
 	})
 	t.Run("a crash just after the commit keeps the new checkpoint", func(t *testing.T) {
 		id := ID(t)
-		p := NewProxy(t, b.Target)
+		p := tcpproxy.New(t, b.Target)
 		s := open(t, b, p.Addr(), id)
 		own, _ := s.Load(ctx, "after")
 		if _, err := s.Commit(ctx, "after", cp(own.Epoch, "done", 2)); err != nil {
@@ -148,7 +163,7 @@ func RunStore(t *testing.T, b Backend) {
 	})
 	t.Run("a commit during connection loss is retried by the guard and lands once", func(t *testing.T) {
 		id := ID(t)
-		p := NewProxy(t, b.Target)
+		p := tcpproxy.New(t, b.Target)
 		s := open(t, b, p.Addr(), id)
 		own, _ := s.Load(ctx, "loss")
 		g, err := state.NewGuard("state", nil, nil, 50*time.Millisecond)

@@ -1,27 +1,15 @@
-// Package storetest holds what the state backends' tests share: a TCP
-// proxy that can cut the store's connections (at will, or just before a
-// given command reaches the server) and the conformance suite every
-// state.Store must pass. Only tests import it.
-package storetest
+// Package tcpproxy is a TCP proxy for tests of connection loss: it can cut
+// a store's connections at will, refuse new ones, or cut one connection
+// just before a given command reaches the server. Only tests import it.
+package tcpproxy
 
 import (
 	"bytes"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"testing"
 )
-
-// Unavailable skips t because service is down, or fails it under
-// PIPE_REQUIRE_SERVICES=1.
-func Unavailable(t testing.TB, service string, err error) {
-	t.Helper()
-	if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("%s is required (PIPE_REQUIRE_SERVICES=1): %v", service, err)
-	}
-	t.Skipf("%s is not reachable: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", service, err)
-}
 
 // Proxy forwards 127.0.0.1 connections to a target. It owns one accept
 // goroutine and two copy goroutines per connection, all ended by Close
@@ -38,8 +26,8 @@ type Proxy struct {
 	wg        sync.WaitGroup
 }
 
-// NewProxy starts a proxy to target.
-func NewProxy(t testing.TB, target string) *Proxy {
+// New starts a proxy to target.
+func New(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
