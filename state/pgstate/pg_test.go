@@ -48,5 +48,5 @@ func backend(t testing.TB) storetest.Backend {
 	}
 }
 
-func TestStore(t *testing.T) { storetest.RunStore(t, backend(t)) }
+func TestStore(t *testing.T)       { storetest.RunStore(t, backend(t)) }
 func BenchmarkCommit(b *testing.B) { storetest.BenchCommit(b, backend(b)) }

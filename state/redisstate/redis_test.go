@@ -44,5 +44,5 @@ func backend(t testing.TB) storetest.Backend {
 	}
 }
 
-func TestStore(t *testing.T) { storetest.RunStore(t, backend(t)) }
+func TestStore(t *testing.T)       { storetest.RunStore(t, backend(t)) }
 func BenchmarkCommit(b *testing.B) { storetest.BenchCommit(b, backend(b)) }
