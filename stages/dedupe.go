@@ -93,22 +93,31 @@ func (d *dedupe) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mess
 		return nil, pipeline.Drop("duplicate")
 	}
 	d.passed.Add(1)
-	out := pipeline.NewMessage(m.Body, func(err error) {
-		if err == nil {
-			m.Ack()
-			return
-		}
+	return onNack(m, func() {
 		// Forget the key only if it is still this sighting's: it may have
 		// expired and been seen afresh since.
 		if d.seen.DeleteIf(key, func(v uint64) bool { return v == id }) {
 			d.forgotten.Add(1)
 		}
+	}), nil
+}
+
+// onNack returns a copy of m that acks m when acked and, when nacked, runs
+// forget before nacking m: a dedupe forgets a sighting so the redelivery
+// passes.
+func onNack(m *pipeline.Message, forget func()) *pipeline.Message {
+	out := pipeline.NewMessage(m.Body, func(err error) {
+		if err == nil {
+			m.Ack()
+			return
+		}
+		forget()
 		m.Nack(err)
 	})
 	out.Meta, out.Created = m.Meta, m.Created
 	out.SetDecoded(m.Decoded())
 	out.SetContext(m.Context())
-	return out, nil
+	return out
 }
 
 // Stats returns the stage's counters. It is safe to call concurrently with

@@ -81,24 +81,15 @@ func (d *globalDedupe) Process(ctx context.Context, m *pipeline.Message) (*pipel
 		return nil, pipeline.Drop("duplicate")
 	}
 	d.passed.Add(1)
-	out := pipeline.NewMessage(m.Body, func(err error) {
-		if err == nil {
-			m.Ack()
-			return
-		}
+	return onNack(m, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		defer cancel()
-		if rerr := d.guard.Do(ctx, func(ctx context.Context) error { return shared.Release(ctx, key, token) }); rerr != nil {
+		if err := d.guard.Do(ctx, func(ctx context.Context) error { return shared.Release(ctx, key, token) }); err != nil {
 			d.releaseFailed.Add(1)
-		} else {
-			d.forgotten.Add(1)
+			return
 		}
-		m.Nack(err)
-	})
-	out.Meta, out.Created = m.Meta, m.Created
-	out.SetDecoded(m.Decoded())
-	out.SetContext(m.Context())
-	return out, nil
+		d.forgotten.Add(1)
+	}), nil
 }
 
 // Close releases the store connection.

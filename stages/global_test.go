@@ -15,7 +15,6 @@ import (
 
 	"github.com/pipe-dsl/pipe/dsl"
 	"github.com/pipe-dsl/pipe/internal/tcpproxy"
-	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
 )
 
@@ -78,23 +77,7 @@ func pgState(t *testing.T, addr string) string {
 // replica compiles src with its source and sink replaced by feed and sink.
 func replica(t *testing.T, src string, feed *pipelinetest.Source, sink *pipelinetest.Sink) *dsl.Compiled {
 	t.Helper()
-	c, err := dsl.Parse("p.yaml", []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := dsl.Compile(c, &dsl.CompileOptions{Replace: func(n *dsl.Node) (any, bool) {
-		switch n.Role {
-		case pipeline.RoleSource:
-			return feed, true
-		case pipeline.RoleSink:
-			return sink, true
-		}
-		return nil, false
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return compileGate(t, nil, src, feed, sink)
 }
 
 // runAll runs the pipelines to the end of their sources, together.
