@@ -1,6 +1,9 @@
 package dsl_test
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +59,31 @@ func TestStateBlockErrorsArePositionedAndHideSecrets(t *testing.T) {
 				t.Errorf("error shows the password: %q", got)
 			}
 		})
+	}
+}
+
+func TestAStateStorePasswordStaysOutOfRunErrorsAndLogs(t *testing.T) {
+	const pw = "pw-5e1f-SECRET"
+	// Port 1 refuses: every claim fails until the run's context ends.
+	src := "state: {redis: {url: 'redis://u:" + pw + "@127.0.0.1:1/0'}}\n" +
+		"drain_timeout: 200ms\nsource: {generate: {message: '{\"id\": 1}', count: 1}}\nstages:\n  - dedupe: {key: msg.id, scope: global}\nsink: {drop: {}}\n"
+	var logs strings.Builder
+	c, err := dsl.Parse("p.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dsl.Compile(c, &dsl.CompileOptions{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	runErr := p.Run(ctx)
+	out := fmt.Sprint(runErr) + "\n" + logs.String()
+	if strings.Contains(out, pw) {
+		t.Fatalf("the password shows:\n%s", out)
+	}
+	if !strings.Contains(out, "connection refused") {
+		t.Fatalf("the store error is missing, so this test saw nothing:\n%s", out)
 	}
 }

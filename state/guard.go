@@ -25,8 +25,11 @@ type Guard struct {
 	clock   pipeline.Clock
 	policy  backoff.Policy
 	breaker *resilience.Breaker
+	logger  *slog.Logger
+	name    string
 
 	calls, failures, retries atomic.Int64
+	failing                  atomic.Bool // logged as unreachable, not yet as back
 }
 
 // DefaultBackoff is the wait between attempts at an unreachable store.
@@ -40,12 +43,15 @@ func NewGuard(name string, clock pipeline.Clock, logger *slog.Logger, recovery t
 	if clock == nil {
 		clock = pipeline.SystemClock
 	}
+	if logger == nil {
+		logger = slog.Default()
+	}
 	b, err := resilience.NewBreaker(resilience.BreakerConfig{Name: name, FailureThreshold: 5,
 		RecoveryTimeout: recovery, OnOpen: resilience.Block, IsFailure: retryable}, clock, logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Guard{clock: clock, policy: DefaultBackoff, breaker: b}, nil
+	return &Guard{clock: clock, policy: DefaultBackoff, breaker: b, logger: logger, name: name}, nil
 }
 
 // retryable reports whether a store error may pass on a later attempt.
@@ -73,8 +79,14 @@ func (g *Guard) Do(ctx context.Context, f func(ctx context.Context) error) error
 			return err
 		}
 		done(err)
+		if err == nil && g.failing.CompareAndSwap(true, false) {
+			g.logger.Info("state store reachable again", "name", g.name)
+		}
 		if err == nil || !retryable(err) {
 			return err
+		}
+		if g.failing.CompareAndSwap(false, true) {
+			g.logger.Warn("state store call failed; retrying until it answers (messages wait, none is acked)", "name", g.name, "err", err)
 		}
 		g.failures.Add(1)
 		g.retries.Add(1)

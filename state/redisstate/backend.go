@@ -49,6 +49,9 @@ func (b *Backend) client() (*goredis.Client, error) {
 	// Maintenance notifications (Redis Enterprise handoffs) start a
 	// cleanup goroutine per client that outlives Close; pipe needs none.
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	// state.Guard retries with backoff and a breaker; the client fails
+	// fast so the guard sees (and reports) an outage at once.
+	opts.MaxRetries, opts.DialerRetries = -1, 1
 	return goredis.NewClient(opts), nil
 }
 
