@@ -166,31 +166,38 @@ func TestGivenTwoReplicasWithGlobalDedupeWhenBothSeeEveryKeyThenEachKeyPassesOnc
 }
 
 func TestGivenGlobalDedupeWhenTheStoreConnectionIsCutMidRunThenNothingIsLostOrPassedTwice(t *testing.T) {
-	const n = 200
-	proxy := tcpproxy.New(t, redisAddr)
-	src := redisState(t, proxy.Addr()) +
-		"source: {generate: {message: '1'}}\nstages:\n  - dedupe: {key: msg.id, ttl: 1h, scope: global}\nsink: {drop: {}}\n"
-	bodies := append(ids(n, 3), ids(n, 4)...) // every id twice
-	feed, sink := pipelinetest.NewSource(bodies...), &pipelinetest.Sink{Gate: make(chan struct{})}
-	p := replica(t, src, feed, sink)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(t.Context()) }()
-	sink.Gate <- struct{}{}
-	sink.Gate <- struct{}{} // two messages have passed their claims
-	proxy.Cut(true)
-	close(sink.Gate)
-	waitFor(t, "the store breaker to open", func() bool { return figure(p, "dedupe", "store_breaker_opened") >= 1 })
-	if got := feed.Acked(); len(got) >= len(bodies) {
-		t.Fatalf("all %d acked while the store was down", len(got))
-	}
-	proxy.Restore()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	onceEach(t, n, sink.Bodies())
-	allAcked(t, feed)
-	if f := figure(p, "dedupe", "store_failures"); f < 5 {
-		t.Errorf("store_failures = %v, want >= 5 (the breaker opened)", f)
+	for name, store := range map[string]struct {
+		addr  string
+		block func(*testing.T, string) string
+	}{"redis": {redisAddr, redisState}, "postgres": {pgAddr, pgState}} {
+		t.Run(name, func(t *testing.T) {
+			const n = 200
+			proxy := tcpproxy.New(t, store.addr)
+			src := store.block(t, proxy.Addr()) +
+				"source: {generate: {message: '1'}}\nstages:\n  - dedupe: {key: msg.id, ttl: 1h, scope: global}\nsink: {drop: {}}\n"
+			bodies := append(ids(n, 3), ids(n, 4)...) // every id twice
+			feed, sink := pipelinetest.NewSource(bodies...), &pipelinetest.Sink{Gate: make(chan struct{})}
+			p := replica(t, src, feed, sink)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(t.Context()) }()
+			sink.Gate <- struct{}{}
+			sink.Gate <- struct{}{} // two messages have passed their claims
+			proxy.Cut(true)
+			close(sink.Gate)
+			waitFor(t, "the store breaker to open", func() bool { return figure(p, "dedupe", "store_breaker_opened") >= 1 })
+			if got := feed.Acked(); len(got) >= len(bodies) {
+				t.Fatalf("all %d acked while the store was down", len(got))
+			}
+			proxy.Restore()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			onceEach(t, n, sink.Bodies())
+			allAcked(t, feed)
+			if f := figure(p, "dedupe", "store_failures"); f < 5 {
+				t.Errorf("store_failures = %v, want >= 5 (the breaker opened)", f)
+			}
+		})
 	}
 }
 
