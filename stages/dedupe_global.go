@@ -33,6 +33,7 @@ type globalDedupe struct {
 	shared lazy[state.Shared]
 	guard  *state.Guard
 	id     string
+	node   string // keys are per node: two dedupe stages never share claims
 
 	ids                                          atomic.Uint64
 	passed, duplicates, forgotten, releaseFailed atomic.Uint64
@@ -52,7 +53,7 @@ func newGlobalDedupe(c *dedupeConfig, env component.Env) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &globalDedupe{key: c.Key, ttl: c.TTL, guard: g, id: instanceID(),
+	return &globalDedupe{key: c.Key, ttl: c.TTL, guard: g, id: instanceID(), node: env.Node,
 		shared: lazy[state.Shared]{open: env.State.OpenShared}}, nil
 }
 
@@ -64,6 +65,7 @@ func (d *globalDedupe) Process(ctx context.Context, m *pipeline.Message) (*pipel
 	if err != nil {
 		return nil, err
 	}
+	key = d.node + ":" + key
 	shared, err := d.shared.get()
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ type globalThrottle struct {
 	burst   int
 	onLimit string
 	errOver error
+	node    string // timelines are per node: two throttles never share one
 	clock   pipeline.Clock
 	lim     lazy[state.Limiter]
 	guard   *state.Guard
@@ -55,7 +56,7 @@ func newGlobalThrottle(c *throttleConfig, env component.Env, errOver error) (any
 		return nil, err
 	}
 	t := &globalThrottle{key: c.Key, rate: c.Rate, burst: c.Burst, onLimit: c.OnLimit, errOver: errOver,
-		clock: env.Clock, guard: g, lim: lazy[state.Limiter]{open: env.State.OpenLimiter}}
+		node: env.Node, clock: env.Clock, guard: g, lim: lazy[state.Limiter]{open: env.State.OpenLimiter}}
 	if t.clock == nil {
 		t.clock = pipeline.SystemClock
 	}
@@ -81,7 +82,7 @@ func (t *globalThrottle) Process(ctx context.Context, m *pipeline.Message) (*pip
 		var ok bool
 		var after time.Duration
 		if err := t.guard.Do(ctx, func(ctx context.Context) (err error) {
-			ok, after, err = lim.Allow(ctx, "k:"+key, t.rate, t.burst)
+			ok, after, err = lim.Allow(ctx, t.node+":"+key, t.rate, t.burst)
 			return err
 		}); err != nil {
 			return nil, err

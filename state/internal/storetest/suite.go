@@ -199,4 +199,35 @@ func RunStore(t *testing.T, b Backend) {
 		}
 		same(t, got, cp(0, "x", 2))
 	})
+	t.Run("a replica that takes a scope over fences the previous owner's next commit", func(t *testing.T) {
+		id := ID(t)
+		s := open(t, b, b.Target, id)
+		g, err := state.NewGuard("state", nil, nil, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, _, err := state.Acquire(ctx, s, g, "own")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := cp(0, "old", 2)
+		if err := old.Commit(ctx, a.Stages, a.Positions); err != nil || old.Seq() != 1 {
+			t.Fatalf("first owner's Commit = %v, seq %d; want nil, 1", err, old.Seq())
+		}
+		owner, got, err := state.Acquire(ctx, open(t, b, b.Target, id), g, "own")
+		if err != nil || got.Seq != 1 || owner.Seq() != 1 {
+			t.Fatalf("second Acquire = seq %d, %v; want seq 1", got.Seq, err)
+		}
+		same(t, got, a)
+		z := cp(0, "zombie", 1)
+		if err := old.Commit(ctx, z.Stages, z.Positions); !errors.Is(err, state.ErrFenced) {
+			t.Fatalf("the old owner's Commit = %v, want ErrFenced", err)
+		}
+		n := cp(0, "new", 3)
+		if err := owner.Commit(ctx, n.Stages, n.Positions); err != nil || owner.Seq() != 2 {
+			t.Fatalf("the new owner's Commit = %v, seq %d; want nil, 2", err, owner.Seq())
+		}
+		got, _ = s.Load(ctx, "own")
+		same(t, got, n)
+	})
 }
