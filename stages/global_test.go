@@ -253,3 +253,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+func TestGivenGlobalThrottleThatBlocksWhenOverTheLimitThenEveryMessagePassesAfterWaiting(t *testing.T) {
+	// 5/s with burst 1: the first passes at once, the next arrives well
+	// within 200ms and waits for its slot on the store's timeline; none is
+	// dropped.
+	const n = 3
+	src := redisState(t, redisAddr) +
+		"source: {generate: {message: '1'}}\nstages:\n  - throttle: {rate: 5, burst: 1, on_limit: block, scope: global}\nsink: {drop: {}}\n"
+	feed, sink := pipelinetest.NewSource(ids(n, 7)...), &pipelinetest.Sink{}
+	p := replica(t, src, feed, sink)
+	runAll(t, p)
+	if got := len(sink.Bodies()); got != n {
+		t.Fatalf("%d passed, want all %d", got, n)
+	}
+	allAcked(t, feed)
+	if d := figure(p, "throttle", "delayed"); d < 1 {
+		t.Errorf("delayed = %v, want >= 1: the burst is 1", d)
+	}
+}
