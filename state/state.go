@@ -11,7 +11,10 @@
 // still holds an older epoch has every later Commit refused with
 // [ErrFenced] and can never overwrite a newer checkpoint.
 //
-// This package holds the interfaces and the shared guard; the backends live
+// A stage commits through an [Owner] ([Acquire] takes a scope, Owner.Commit
+// writes under its epoch), and every store call runs under a [Guard]
+// (backoff and a breaker). This package holds the interfaces, Owner and
+// Guard; the backends live
 // in state/redisstate and state/pgstate, imported by dsl (and embedders),
 // so stages depend only on these small interfaces.
 package state
