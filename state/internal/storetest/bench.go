@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/pipe-dsl/pipe/state"
 )
@@ -41,5 +42,23 @@ func BenchCommit(b *testing.B, be Backend) {
 			}
 			b.ReportMetric(float64(cp.Bytes()), "bytes/checkpoint")
 		})
+	}
+}
+
+// BenchClaim measures one dedupe claim of a fresh key (the cost a message
+// pays with scope: global), one call at a time.
+func BenchClaim(b *testing.B, be Backend) {
+	sh, err := be.Open(b, be.Target, ID(b)).OpenShared()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sh.Close()
+	i := 0
+	for b.Loop() {
+		i++
+		key := fmt.Sprintf("bench:%d", i)
+		if ok, err := sh.Claim(b.Context(), key, "t", time.Minute); err != nil || !ok {
+			b.Fatalf("Claim(%s) = %v, %v", key, ok, err)
+		}
 	}
 }
