@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
+	"github.com/pipe-dsl/pipe/internal/servicetest"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/state/redisstate"
 )
@@ -23,10 +23,7 @@ func globalDedupeOnRedis(t *testing.T) *globalDedupe {
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("Redis is required (PIPE_REQUIRE_SERVICES=1): %v", err)
-		}
-		t.Skipf("Redis on 127.0.0.1:6379 is not reachable: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", err)
+		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
 	}
 	prefix := fmt.Sprintf("pipe-test:%d:", time.Now().UnixNano())
 	t.Cleanup(func() {

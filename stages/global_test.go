@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pipe-dsl/pipe/dsl"
+	"github.com/pipe-dsl/pipe/internal/servicetest"
 	"github.com/pipe-dsl/pipe/internal/tcpproxy"
 	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
 )
@@ -26,14 +26,6 @@ const (
 	pgAddr    = "127.0.0.1:5432"
 )
 
-func unavailable(t *testing.T, service string, err error) {
-	t.Helper()
-	if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("%s is required (PIPE_REQUIRE_SERVICES=1): %v", service, err)
-	}
-	t.Skipf("%s is not reachable: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", service, err)
-}
-
 func runID() string { return fmt.Sprintf("t%d", time.Now().UnixNano()) }
 
 // redisState returns a state block for Redis at addr with a prefix unique
@@ -43,7 +35,7 @@ func redisState(t *testing.T, addr string) string {
 	rdb := goredis.NewClient(&goredis.Options{Addr: redisAddr})
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		unavailable(t, "Redis on "+redisAddr, err)
+		servicetest.Unavailable(t, "Redis on "+redisAddr, err)
 	}
 	prefix := "pipe-test:" + runID() + ":"
 	t.Cleanup(func() {
@@ -61,7 +53,7 @@ func pgState(t *testing.T, addr string) string {
 	dsn := "postgres://postgres@%s/test?sslmode=disable"
 	conn, err := pgx.Connect(t.Context(), fmt.Sprintf(dsn, pgAddr))
 	if err != nil {
-		unavailable(t, "PostgreSQL on "+pgAddr, err)
+		servicetest.Unavailable(t, "PostgreSQL on "+pgAddr, err)
 	}
 	conn.Close(context.Background())
 	table := "pipe_test_" + runID()

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
+	"github.com/pipe-dsl/pipe/internal/servicetest"
 	"github.com/pipe-dsl/pipe/state"
 	"github.com/pipe-dsl/pipe/state/internal/storetest"
 	"github.com/pipe-dsl/pipe/state/pgstate"
@@ -28,7 +29,7 @@ func backend(t testing.TB) storetest.Backend {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn(target))
 	if err != nil {
-		storetest.Unavailable(t, "PostgreSQL on "+target, err)
+		servicetest.Unavailable(t, "PostgreSQL on "+target, err)
 	}
 	conn.Close(ctx)
 	return storetest.Backend{

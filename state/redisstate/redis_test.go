@@ -8,6 +8,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/pipe-dsl/pipe/internal/servicetest"
 	"github.com/pipe-dsl/pipe/state"
 	"github.com/pipe-dsl/pipe/state/internal/storetest"
 	"github.com/pipe-dsl/pipe/state/redisstate"
@@ -26,7 +27,7 @@ func backend(t testing.TB) storetest.Backend {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		storetest.Unavailable(t, "Redis on "+target, err)
+		servicetest.Unavailable(t, "Redis on "+target, err)
 	}
 	return storetest.Backend{
 		Target:     target,

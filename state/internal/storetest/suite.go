@@ -8,23 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/pipe-dsl/pipe/internal/tcpproxy"
 	"github.com/pipe-dsl/pipe/state"
 )
-
-// Unavailable skips t because service is down, or fails it under
-// PIPE_REQUIRE_SERVICES=1.
-func Unavailable(t testing.TB, service string, err error) {
-	t.Helper()
-	if os.Getenv("PIPE_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("%s is required (PIPE_REQUIRE_SERVICES=1): %v", service, err)
-	}
-	t.Skipf("%s is not reachable: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", service, err)
-}
 
 // Backend describes a backend to the suites.
 type Backend struct {
@@ -61,6 +50,17 @@ func open(t *testing.T, b Backend, addr, id string) state.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// reloaded loads scope afresh (a new process) and checks it holds want at
+// seq.
+func reloaded(t *testing.T, b Backend, id, scope string, seq int64, want state.Checkpoint) {
+	t.Helper()
+	got, err := open(t, b, b.Target, id).Load(t.Context(), scope)
+	if err != nil || got.Seq != seq {
+		t.Fatalf("Load(%s) = seq %d, %v; want seq %d", scope, got.Seq, err, seq)
+	}
+	same(t, got, want)
 }
 
 func same(t *testing.T, got, want state.Checkpoint) {
@@ -139,12 +139,7 @@ func RunStore(t *testing.T, b Backend) {
 		default:
 			t.Fatalf("the connection was not cut before %q", b.CommitWord)
 		}
-		fresh := open(t, b, b.Target, id)
-		got, err := fresh.Load(ctx, "crash")
-		if err != nil || got.Seq != 1 {
-			t.Fatalf("Load after crash = seq %d, %v; want seq 1", got.Seq, err)
-		}
-		same(t, got, cp(0, "before", 4))
+		reloaded(t, b, id, "crash", 1, cp(0, "before", 4))
 	})
 	t.Run("a crash just after the commit keeps the new checkpoint", func(t *testing.T) {
 		id := ID(t)
@@ -155,11 +150,7 @@ func RunStore(t *testing.T, b Backend) {
 			t.Fatal(err)
 		}
 		p.Cut(true)
-		got, err := open(t, b, b.Target, id).Load(ctx, "after")
-		if err != nil || got.Seq != 1 {
-			t.Fatalf("Load = seq %d, %v; want 1", got.Seq, err)
-		}
-		same(t, got, cp(0, "done", 2))
+		reloaded(t, b, id, "after", 1, cp(0, "done", 2))
 	})
 	t.Run("a commit during connection loss is retried by the guard and lands once", func(t *testing.T) {
 		id := ID(t)
@@ -193,11 +184,7 @@ func RunStore(t *testing.T, b Backend) {
 		if st.Failures < 1 {
 			t.Fatalf("guard stats %+v: want failures >= 1", st)
 		}
-		got, _ := open(t, b, b.Target, id).Load(ctx, "loss")
-		if got.Seq != 1 {
-			t.Fatalf("Seq = %d after one guarded commit, want 1", got.Seq)
-		}
-		same(t, got, cp(0, "x", 2))
+		reloaded(t, b, id, "loss", 1, cp(0, "x", 2))
 	})
 	t.Run("a replica that takes a scope over fences the previous owner's next commit", func(t *testing.T) {
 		id := ID(t)
