@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
 )
 
 // Role is where a kind may appear: sources, stages or sinks.
@@ -35,6 +36,9 @@ type Env struct {
 	// kind that shows part of its config, such as a URL in an error, hides
 	// every one of them.
 	EnvText []string
+	// State is the pipeline's top-level `state:` store, nil without one.
+	// Constructors only keep it: it is opened when the pipeline runs.
+	State state.Backend
 }
 
 // Kind describes one component kind.

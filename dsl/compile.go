@@ -74,7 +74,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 		if len(errs) > before {
 			return nil
 		}
-		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger, EnvText: c.envTextUnder(n.Body)})
+		v, err := k.Build(cfg, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger, EnvText: c.envTextUnder(n.Body), State: c.State})
 		if err != nil {
 			d.buildErrors(n, err)
 			return nil
@@ -106,7 +106,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 			continue
 		}
 		built[n] = v
-		v = d.policies(n, v, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger})
+		v = d.policies(n, v, component.Env{Pipeline: c.Name, Node: n.Name, Clock: clock, Logger: logger, State: c.State})
 		if v == nil {
 			continue
 		}
@@ -125,7 +125,7 @@ func Compile(c *Config, opts *CompileOptions) (*Compiled, error) {
 	}
 	if dl := c.DeadLetter; dl != nil {
 		if v := build(dl); v != nil {
-			if v = d.policies(dl, v, component.Env{Pipeline: c.Name, Node: dl.Name, Clock: clock, Logger: logger}); v != nil {
+			if v = d.policies(dl, v, component.Env{Pipeline: c.Name, Node: dl.Name, Clock: clock, Logger: logger, State: c.State}); v != nil {
 				if err := p.SetDeadLetter(dl.Kind, v.(pipeline.Sink), nodeOpts(dl)); err != nil {
 					errs.Add(dl.Pos, "%v", err)
 				}

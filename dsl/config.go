@@ -16,6 +16,7 @@ import (
 
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
 )
 
 // Config is a parsed pipeline file: its top-level settings and its nodes,
@@ -39,6 +40,9 @@ type Config struct {
 	// when the file has none.
 	Tracing *Tracing
 	Metrics *Metrics
+	// State is the top-level `state:` store, nil when the file has none.
+	// It does no I/O until a stage or the checkpointer opens it.
+	State state.Backend
 
 	fromEnv map[*yaml.Node]bool
 	// envText holds, per scalar in fromEnv, the texts taken from the

@@ -16,7 +16,7 @@ import (
 
 var topKeys = []string{
 	"name", "version", "source", "sources", "stages", "sink", "sinks",
-	"dead_letter", "buffer", "drain_timeout", "tracing", "metrics",
+	"dead_letter", "buffer", "drain_timeout", "tracing", "metrics", "state",
 }
 
 // Keys a component mapping may hold besides its kind.
@@ -211,6 +211,9 @@ func (p *parser) parse() {
 		}
 	}
 	p.parseObserve(top)
+	if v := top["state"]; v != nil {
+		p.c.State = p.parseState(v)
+	}
 
 	graph := top["sources"] != nil || top["sinks"] != nil || top["stages"] != nil && top["stages"].Kind == yaml.MappingNode
 	switch {

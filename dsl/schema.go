@@ -101,6 +101,19 @@ func Schema(reg *component.Registry) []byte {
 			"metrics": obj{"type": "object", "additionalProperties": false, "properties": obj{
 				"http": obj{"type": "string", "description": "Address serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:9464."},
 			}},
+			"state": obj{"type": "object", "additionalProperties": false, "description": "Durable state shared by stateful stages and replicas (docs/scaling.md).",
+				"oneOf": []any{obj{"required": []any{"redis"}}, obj{"required": []any{"postgres"}}},
+				"properties": obj{
+					"redis": obj{"type": "object", "additionalProperties": false, "required": []any{"url"}, "properties": obj{
+						"url":    obj{"type": "string", "description": "redis:// or rediss:// URL; secret: never printed.", "examples": []any{"redis://127.0.0.1:6379/0"}},
+						"prefix": obj{"type": "string", "description": "Starts every key pipe writes; default pipe:<name>:."},
+					}},
+					"postgres": obj{"type": "object", "additionalProperties": false, "required": []any{"dsn"}, "properties": obj{
+						"dsn":   obj{"type": "string", "description": "PostgreSQL connection string; secret: never printed.", "examples": []any{"${PG_DSN}"}},
+						"table": obj{"type": "string", "description": "Checkpoint table (with _meta and _keys beside it); default pipe_state."},
+					}},
+					"checkpoint_interval": obj{"type": "string", "description": "How often state and source positions are committed together; default 1s."},
+				}},
 		},
 		"additionalProperties": false,
 		"definitions": obj{

@@ -16,12 +16,13 @@ type dedupeConfig struct {
 	Key     *expr.Program `pipe:"key,required" desc:"CEL expression naming a message; a message whose key was seen within ttl is dropped and acked as a duplicate." example:"msg.order_id"`
 	TTL     time.Duration `pipe:"ttl" min:"0" desc:"How long a key is remembered after its first sighting; 0 means until evicted." example:"1h"`
 	MaxKeys int           `pipe:"max_keys" min:"1" desc:"The most keys remembered; when full, the least recently seen key is forgotten (counted) to make room. Memory is about max_keys times the key length plus 100 bytes." example:"1000000"`
+	Scope   string        `pipe:"scope" enum:"process,global" desc:"process: keys are remembered in this process. global: in the top-level state: store, an atomic claim per key with ttl, so every replica passes each key once (max_keys does not apply; see docs/scaling.md)."`
 }
 
 func init() {
 	component.Register(component.Stage("dedupe",
 		"Drops and acks messages whose key was seen within ttl. A key is remembered from its first sighting, and forgotten again if that message is nacked, so a redelivery passes.",
-		dedupeConfig{TTL: 10 * time.Minute, MaxKeys: 100000},
+		dedupeConfig{TTL: 10 * time.Minute, MaxKeys: 100000, Scope: scopeProcess},
 		newDedupe, component.WithShorthand("key"), component.WithBatching(component.BatchesReject)))
 }
 
@@ -71,6 +72,9 @@ func newDedupe(c *dedupeConfig, env component.Env) (any, error) {
 	if c.TTL < 0 {
 		return nil, errors.New("ttl must be >= 0")
 	}
+	if c.Scope == scopeGlobal {
+		return newGlobalDedupe(c, env) // dedupe_global.go
+	}
 	d := &dedupe{clock: env.Clock, key: c.Key, seen: ttlcache.New[string, uint64](c.MaxKeys, c.TTL)}
 	if d.clock == nil {
 		d.clock = pipeline.SystemClock
@@ -92,22 +96,31 @@ func (d *dedupe) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mess
 		return nil, pipeline.Drop("duplicate")
 	}
 	d.passed.Add(1)
-	out := pipeline.NewMessage(m.Body, func(err error) {
-		if err == nil {
-			m.Ack()
-			return
-		}
+	return onNack(m, func() {
 		// Forget the key only if it is still this sighting's: it may have
 		// expired and been seen afresh since.
 		if d.seen.DeleteIf(key, func(v uint64) bool { return v == id }) {
 			d.forgotten.Add(1)
 		}
+	}), nil
+}
+
+// onNack returns a copy of m that acks m when acked and, when nacked, runs
+// forget before nacking m: a dedupe forgets a sighting so the redelivery
+// passes.
+func onNack(m *pipeline.Message, forget func()) *pipeline.Message {
+	out := pipeline.NewMessage(m.Body, func(err error) {
+		if err == nil {
+			m.Ack()
+			return
+		}
+		forget()
 		m.Nack(err)
 	})
 	out.Meta, out.Created = m.Meta, m.Created
 	out.SetDecoded(m.Decoded())
 	out.SetContext(m.Context())
-	return out, nil
+	return out
 }
 
 // Stats returns the stage's counters. It is safe to call concurrently with

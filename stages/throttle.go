@@ -28,12 +28,13 @@ type throttleConfig struct {
 	MaxKeys   int           `pipe:"max_keys" min:"1" desc:"With key: the most limiters kept. A new key at a full table takes the place of the least recently used limiter once that one holds nothing back (an eviction); otherwise it shares one overflow limiter, at the per-key limit, with every key that did not fit (counted as overflow, warned about once a minute). The limit is never loosened; a table too small makes it stricter." example:"100000"`
 	KeyTTL    time.Duration `pipe:"key_ttl" min:"0" desc:"With key: a limiter idle this long is removed. 0 means the shortest time that cannot loosen the limit: window, or burst/rate (the time to refill). A shorter explicit value is an error." example:"10m"`
 	OnLimit   string        `pipe:"on_limit" enum:"block,drop,dead_letter" desc:"What happens to a message over the limit: block waits for it to be admitted (backpressure, nothing lost); drop acks and counts it as dropped (reason rate_limited); dead_letter sends it to the dead-letter sink with reason rate_limited."`
+	Scope     string        `pipe:"scope" enum:"process,global" desc:"process: each process has its own limit. global: every replica shares one limit, a GCRA timeline per key in the top-level state: store (Redis only; token_bucket only; see docs/scaling.md)."`
 }
 
 func init() {
 	component.Register(component.Stage("throttle",
 		"Limits the rate of messages passing, overall or per key, by a token bucket or an exact sliding window; blocks, drops or dead-letters the excess.",
-		throttleConfig{Algorithm: "token_bucket", Burst: 1, MaxKeys: 10000, OnLimit: "block"},
+		throttleConfig{Algorithm: "token_bucket", Burst: 1, MaxKeys: 10000, OnLimit: "block", Scope: scopeProcess},
 		newThrottle))
 }
 
@@ -152,9 +153,12 @@ func newThrottle(c *throttleConfig, env component.Env) (any, error) {
 	if len(errs) > 0 {
 		return nil, joinLine(errs)
 	}
+	errOver := pipeline.WithReason(pipeline.ReasonRateLimited, errors.New("rate limit exceeded: "+desc))
+	if c.Scope == scopeGlobal {
+		return newGlobalThrottle(c, env, errOver) // throttle_global.go
+	}
 	t := &throttle{clock: env.Clock, key: c.Key, newLim: newLim, onLimit: c.OnLimit, maxKeys: c.MaxKeys,
-		errOver: pipeline.WithReason(pipeline.ReasonRateLimited, errors.New("rate limit exceeded: "+desc)),
-		logger:  env.Logger, node: env.Node}
+		errOver: errOver, logger: env.Logger, node: env.Node}
 	if t.clock == nil {
 		t.clock = pipeline.SystemClock
 	}
