@@ -68,15 +68,17 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 	}
 	in := input(m)
 	if mp.whole != nil {
-		body, decoded, err := mp.whole.EvalJSON(&in)
+		// The new body is not decoded here: the next stage decodes what
+		// it reads, if anything (a sink reads nothing).
+		body, err := mp.whole.EvalBody(&in)
 		if err != nil {
 			return nil, evalError(err)
 		}
 		m.SetBody(body)
-		m.SetDecoded(decoded)
 		return m, nil
 	}
 	doc := in.Decoded
+	shared := doc != nil // cached on m, maybe on its copies too
 	if doc == nil {
 		var err error
 		if doc, err = expr.DecodeJSON(m.Body); err != nil {
@@ -98,7 +100,10 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 		}
 		vals[i] = v
 	}
-	out := maps.Clone(obj)
+	out := obj
+	if shared {
+		out = maps.Clone(obj)
+	}
 	for i, a := range mp.set {
 		if err := setPath(out, a.path, vals[i]); err != nil {
 			return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
