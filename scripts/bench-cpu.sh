@@ -29,9 +29,9 @@ if [ ! -x "$WORK/pipe-base" ]; then
 fi
 (cd "$ROOT" && go build -o "$WORK/pipe-this" ./cmd/pipe)
 
-IN="$WORK/in-$SIZE-$N.ndjson"
-if [ ! -s "$IN" ]; then
-	awk -v n="$N" -v size="$SIZE" 'BEGIN {
+gen() { # $1 = messages, $2 = file
+	[ -s "$2" ] && return
+	awk -v n="$1" -v size="$SIZE" 'BEGIN {
 		pad = "Please leave the parcel with the neighbour at number fourteen if nobody answers the door; the dog is friendly. Call ahead on weekdays after five. Gift wrap requested, no invoice in the box, thank you!"
 		for (i = 0; i < n; i++) {
 			level = (i % 2 == 0) ? "error" : "info"
@@ -47,21 +47,43 @@ if [ ! -s "$IN" ]; then
 			printf "\"tags\":[\"priority\",\"gift\",\"fragile\",\"repeat-customer\"],\"note\":\"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\","
 			printf "\"created\":\"2026-11-27T04:00:00Z\",\"updated\":\"2026-11-27T04:05:00Z\",\"source\":\"web\",\"version\":3,\"comment\":\"%s\"}\n", pad
 		}
-	}' > "$IN"
-fi
-cat > "$WORK/pipeline.yaml" <<YAML
+	}' > "$2"
+}
+IN="$WORK/in-$SIZE-$N.ndjson"
+gen "$N" "$IN"
+pipeline() { # $1 = input file -> $WORK/pipeline.yaml
+	cat > "$WORK/pipeline.yaml" <<YAML
 name: bench-cpu
-source: {file: {path: $IN}}
+source: {file: {path: $1}}
 stages:
   - filter: msg.level == "error"
   - map: {set: {cents: 'int(msg.amount * 100.0)'}}
 sink: {file: {path: $WORK/out.ndjson, append: false}}
 YAML
+}
+pipeline "$IN"
+
+if [ "${CALLGRIND:-}" ]; then
+	# Instructions per message, independent of the load: each binary once
+	# under callgrind on N messages and on 1, the difference over N-1
+	# (asynchronous preemption off: callgrind fails on its signals; one P,
+	# so that idle spinning of the scheduler is not counted as work).
+	gen 1 "$WORK/in-$SIZE-1.ndjson"
+	for b in base this; do
+		for f in "$IN" "$WORK/in-$SIZE-1.ndjson"; do
+			pipeline "$f"
+			GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$WORK/pipe-$b" run -quiet "$WORK/pipeline.yaml" > /dev/null 2> "$WORK/cg.log"
+			grep -h '^summary:' "$WORK/cg.out" | cut -d' ' -f2
+		done | { read -r big; read -r one; echo "$b $big $one"; }
+	done | awk -v n="$N" '{ ir[$1] = ($2 - $3) / (n - 1); printf "%s: %.0f instructions per message\n", $1, ir[$1] }
+		END { printf "ratio this/base: instructions %.3f\n", ir["this"] / ir["base"] }'
+	exit 0
+fi
 
 echo "# $(date -u +%FT%TZ) N=$N SIZE=$SIZE ($(($(wc -c < "$IN") / N)) bytes/msg) ROUNDS=$ROUNDS base=$BASE load: $(cut -d' ' -f1-3 /proc/loadavg)"
 want=$(( (N + 1) / 2 ))
 run() { # $1 = base|this -> "user sys wall maxrss_kb"
-	/usr/bin/time -f '%U %S %e %M' -o "$WORK/time" "$WORK/pipe-$1" run "$WORK/pipeline.yaml" > /dev/null 2> "$WORK/log"
+	/usr/bin/time -f '%U %S %e %M' -o "$WORK/time" "$WORK/pipe-$1" run -quiet "$WORK/pipeline.yaml" > /dev/null 2> "$WORK/log"
 	got=$(wc -l < "$WORK/out.ndjson")
 	if [ "$got" -ne "$want" ]; then
 		echo "$1: wrote $got lines, want $want" >&2
