@@ -92,7 +92,12 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 			fmt.Errorf("map set/delete needs a JSON object body, got %s", jsonKind(doc)))
 	}
 	// Evaluate every expression against the original body first.
-	vals := make([]any, len(mp.set))
+	var small [4]any // no allocation for up to four fields
+	vals := small[:0]
+	if len(mp.set) > len(small) {
+		vals = make([]any, 0, len(mp.set))
+	}
+	vals = vals[:len(mp.set)]
 	for i, a := range mp.set {
 		v, err := a.prog.EvalNative(&in)
 		if err != nil {
