@@ -47,7 +47,7 @@ bench-memory:
 # -> map -> file, 1M ~1 KiB messages), this tree against BASE, interleaved
 # rounds (docs/performance.md). BASE, N, ROUNDS, SIZE=small are passed on.
 bench-cpu:
-	scripts/bench-cpu.sh
+	BENCHSTAT='$(BENCHSTAT)' scripts/bench-cpu.sh
 
 # How exactly throttle and generate pace: expected vs actual time at rates
 # from 1/s to 1,000,000/s, stage alone and through `pipe run`

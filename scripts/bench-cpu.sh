@@ -11,9 +11,12 @@
 # map setting one field (cents) -> file sink. Both binaries are built from
 # source (the base from `git archive`, outside the worktree) and run
 # alternately, ROUNDS times each; user+sys CPU comes from /usr/bin/time.
-# Output: one line per run, then the medians, µs per input message and the
-# ratio this/base. The machine may be shared: compare only the ratio of the
-# same run, and prefer more rounds when the load average is high.
+# Output: one line per run (user s, sys s, wall s, max RSS KiB), then the
+# medians, µs per input message and the ratio this/base, and, with BENCHSTAT
+# set (make bench-cpu sets it), benchstat's comparison with its p-value.
+# CALLGRIND=1 counts instructions per message instead (load-independent).
+# The machine may be shared: compare only the ratio of the same run, and
+# prefer more rounds when the load average is high.
 set -eu
 BASE=${BASE:-0040c2a76a1802c4ac2af9a920b69f3b74aaf360}
 N=${N:-1000000}
@@ -36,7 +39,7 @@ gen() { # $1 = messages, $2 = file
 		for (i = 0; i < n; i++) {
 			level = (i % 2 == 0) ? "error" : "info"
 			if (size == "small") {
-				printf "{\"id\":%d,\"level\":\"%s\",\"amount\":%.1f}\n", i, level, i * 1.5
+				printf "{\"id\":%d,\"level\":\"%s\",\"amount\":%.1f,\"currency\":\"EUR\"}\n", i, level, i * 1.5
 				continue
 			}
 			printf "{\"id\":%d,\"level\":\"%s\",\"amount\":%.1f,\"currency\":\"EUR\",", i, level, i * 1.5
@@ -93,11 +96,15 @@ run() { # $1 = base|this -> "user sys wall maxrss_kb"
 	cat "$WORK/time"
 }
 : > "$WORK/results"
+: > "$WORK/base.bench"
+: > "$WORK/this.bench"
 i=0
 while [ $i -lt "$ROUNDS" ]; do
 	for b in base this; do
 		set -- $(run $b)
 		echo "$b $1 $2 $3 $4" | tee -a "$WORK/results"
+		# The same run in Go benchmark format, for benchstat.
+		echo "BenchmarkFileCPU/size=$SIZE $N $(echo "$1 $2 $3 $4" | awk -v n="$N" '{ printf "%.1f cpu-ns/msg %.1f wall-ns/msg %d maxrss-KiB", ($1 + $2) * 1e9 / n, $3 * 1e9 / n, $4 }')" >> "$WORK/$b.bench"
 	done
 	i=$((i + 1))
 done
@@ -115,4 +122,7 @@ END {
 	}
 	printf "ratio this/base: cpu %.3f, wall %.3f, maxrss %.2f\n", mc["this"] / mc["base"], mw["this"] / mw["base"], mr["this"] / mr["base"]
 }' "$WORK/results"
+if [ "${BENCHSTAT:-}" ]; then
+	$BENCHSTAT "$WORK/base.bench" "$WORK/this.bench"
+fi
 echo "# work dir: $WORK"
