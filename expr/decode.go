@@ -66,6 +66,9 @@ type decoder struct {
 	kvs   []kv
 	vals  []any
 	buf   []byte // unescaped string bytes
+	// ascii reports that the body of the last string scanned (with its
+	// escapes, if any, undone or not) is all ASCII.
+	ascii bool
 	// keys interns object keys: messages of one stream repeat the same
 	// few keys, each of which would otherwise be allocated per message.
 	// Sharing an immutable string is safe; the table is bounded.

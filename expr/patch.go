@@ -52,6 +52,8 @@ type member struct {
 	key      string
 	order    int
 	from, to int
+	// ascii: key needs no escaping (a plain, all-ASCII key).
+	ascii bool
 }
 
 var patcherPool = sync.Pool{New: func() any { return new(patcher) }}
@@ -83,7 +85,7 @@ func (t *patcher) value() error {
 		if err != nil {
 			return err
 		}
-		t.str(raw, plain)
+		t.str(raw, plain && t.d.ascii)
 		return nil
 	case c == '{':
 		return t.object(nil, nil)
@@ -97,13 +99,16 @@ func (t *patcher) value() error {
 	return t.e.native(v)
 }
 
-// str encodes a scanned string as the decoder would decode it.
-func (t *patcher) str(raw []byte, plain bool) {
-	if !plain {
-		t.d.buf = unescape(t.d.buf[:0], raw)
-		raw = t.d.buf
+// str encodes a scanned string as the decoder would decode it. A string
+// with no escapes that is all ASCII (printable: the scan refuses control
+// characters) is written as it is, as the encoder would write it.
+func (t *patcher) str(raw []byte, plainASCII bool) {
+	if plainASCII {
+		t.e.buf = append(append(append(t.e.buf, '"'), raw...), '"')
+		return
 	}
-	t.e.str(unsafe.String(unsafe.SliceData(raw), len(raw))) // copied at once
+	t.d.buf = unescape(t.d.buf[:0], raw)
+	t.e.str(unsafe.String(unsafe.SliceData(t.d.buf), len(t.d.buf))) // copied at once
 }
 
 func (t *patcher) array() error {
@@ -161,6 +166,7 @@ func (t *patcher) object(set []Field, del []string) error {
 				return err
 			}
 			var k string
+			ascii := plain && d.ascii
 			if plain {
 				k = unsafe.String(unsafe.SliceData(raw), len(raw)) // body outlives the call
 			} else {
@@ -173,7 +179,7 @@ func (t *patcher) object(set []Field, del []string) error {
 			if err := t.value(); err != nil {
 				return err
 			}
-			t.members = append(t.members, member{k, len(t.members), from, len(t.e.buf)})
+			t.members = append(t.members, member{k, len(t.members), from, len(t.e.buf), ascii})
 			more, err := d.next('}')
 			if err != nil {
 				return err
@@ -189,7 +195,7 @@ func (t *patcher) object(set []Field, del []string) error {
 		if err := t.e.native(f.Value); err != nil {
 			return err
 		}
-		t.members = append(t.members, member{f.Key, len(t.members), from, len(t.e.buf)})
+		t.members = append(t.members, member{f.Key, len(t.members), from, len(t.e.buf), false})
 	}
 	members := t.members[start:]
 	slices.SortFunc(members, func(a, b member) int {
@@ -209,7 +215,11 @@ func (t *patcher) object(set []Field, del []string) error {
 			t.e.buf = append(t.e.buf, ',')
 		}
 		first = false
-		t.e.str(m.key)
+		if m.ascii {
+			t.e.buf = append(append(append(t.e.buf, '"'), m.key...), '"')
+		} else {
+			t.e.str(m.key)
+		}
 		t.e.buf = append(t.e.buf, ':')
 		t.e.buf = append(t.e.buf, t.tmp[m.from-base:m.to-base]...)
 	}
