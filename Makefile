@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 20s
 SOAK    ?= 60s
 
-.PHONY: all build test vet validate fmt-check docs bench bench-pacing bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
+.PHONY: all build test vet validate fmt-check docs bench bench-cpu bench-pacing bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -47,6 +47,12 @@ bench:
 
 bench-memory:
 	$(GO) test -run '^$$' -bench 'QuickstartMemory' -benchtime 1x ./bench/
+
+# CPU per message of `pipe run` on the NDJSON-file workload (file -> filter
+# -> map -> file, 1M ~1 KiB messages), this tree against BASE, interleaved
+# rounds (docs/performance.md). BASE, N, ROUNDS, SIZE=small are passed on.
+bench-cpu:
+	BENCHSTAT='$(BENCHSTAT)' scripts/bench-cpu.sh
 
 # How exactly throttle and generate pace: expected vs actual time at rates
 # from 1/s to 1,000,000/s, stage alone and through `pipe run`

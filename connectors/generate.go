@@ -74,12 +74,12 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 				due = now
 			}
 		}
-		body, decoded, err := g.cfg.Message.EvalJSON(&expr.Input{Seq: seq})
+		// Not decoded here: the next stage decodes what it reads.
+		body, err := g.cfg.Message.EvalBody(&expr.Input{Seq: seq})
 		if err != nil {
 			return err
 		}
 		m := pipeline.NewMessage(body, nil)
-		m.SetDecoded(decoded)
 		var sent time.Time
 		if iv > 0 {
 			sent = g.clock.Now()

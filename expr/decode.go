@@ -66,6 +66,44 @@ type decoder struct {
 	kvs   []kv
 	vals  []any
 	buf   []byte // unescaped string bytes
+	// ascii reports that the body of the last string scanned (with its
+	// escapes, if any, undone or not) is all ASCII.
+	ascii bool
+	// keys interns object keys: messages of one stream repeat the same
+	// few keys, each of which would otherwise be allocated per message.
+	// Sharing an immutable string is safe; the table is bounded.
+	keys map[string]string
+}
+
+// Bounds of a decoder's key table: keys longer than maxInternedKey are not
+// interned, and the table is emptied when it reaches maxInternedKeys.
+const (
+	maxInternedKey  = 64
+	maxInternedKeys = 1024
+)
+
+// key decodes the object key starting at the opening quote under d.pos.
+func (d *decoder) key() (string, error) {
+	raw, plain, err := d.scanString()
+	if err != nil {
+		return "", err
+	}
+	if !plain {
+		d.buf = unescape(d.buf[:0], raw)
+		raw = d.buf
+	}
+	if len(raw) > maxInternedKey {
+		return string(raw), nil
+	}
+	if k, ok := d.keys[string(raw)]; ok { // no allocation for the lookup
+		return k, nil
+	}
+	if d.keys == nil || len(d.keys) >= maxInternedKeys {
+		d.keys = make(map[string]string, 64)
+	}
+	k := string(raw)
+	d.keys[k] = k
+	return k, nil
 }
 
 var decoderPool = sync.Pool{New: func() any { return new(decoder) }}
@@ -165,7 +203,7 @@ func (d *decoder) object() (any, error) {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("object key")
 		}
-		k, err := d.str()
+		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}

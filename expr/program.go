@@ -61,7 +61,10 @@ type Program struct {
 
 // evalState is the per-evaluation scratch a Program reuses.
 type evalState struct {
-	act    activation
+	act activation
+	// in is a copy of the caller's Input, so that the caller's does not
+	// escape to the heap (one allocation per evaluation otherwise).
+	in     Input
 	fields map[string]any // the decoded fields, for msgFields programs
 }
 
@@ -95,8 +98,11 @@ func (p *Program) UsesMsg() bool { return p.access.use != msgUnused }
 func (p *Program) Eval(in *Input) (ref.Val, error) {
 	st := p.states.Get().(*evalState)
 	defer p.release(st)
-	st.act.in, st.act.env = in, p.env
-	if err := p.bindMsg(st, in); err != nil {
+	st.in = *in
+	st.act.in, st.act.env = &st.in, p.env
+	err := p.bindMsg(st, &st.in)
+	in.Decoded = st.in.Decoded
+	if err != nil {
 		return nil, err
 	}
 	out, err := p.run(&st.act)
@@ -136,7 +142,7 @@ func (p *Program) run(act *activation) (ref.Val, error) {
 
 func (p *Program) release(st *evalState) {
 	clear(st.fields)
-	st.act = activation{}
+	st.act, st.in = activation{}, Input{}
 	p.states.Put(st)
 }
 
@@ -200,26 +206,39 @@ func (p *Program) EvalBool(in *Input) (bool, error) {
 // EvalJSON evaluates the program and encodes the result with EncodeJSON. It
 // also returns the body decoded as DecodeJSON(body) would, for the next
 // stage's Input.Decoded; decoded is nil when the body is null.
+//
+// Most callers that only pass the body on want [Program.EvalBody], which
+// does not decode it: the next reader decodes only what it reads.
 func (p *Program) EvalJSON(in *Input) (body []byte, decoded any, err error) {
-	out, err := p.Eval(in)
+	body, err = p.EvalBody(in)
 	if err != nil {
 		return nil, nil, err
+	}
+	decoded, err = DecodeJSON(body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decoding result: %w", err)
+	}
+	return body, decoded, nil
+}
+
+// EvalBody evaluates the program and encodes the result with EncodeJSON,
+// with the errors of [Program.EvalJSON]. The body is a new slice the caller
+// owns.
+func (p *Program) EvalBody(in *Input) ([]byte, error) {
+	out, err := p.Eval(in)
+	if err != nil {
+		return nil, err
 	}
 	e := encoderPool.Get().(*encoder)
 	defer e.release()
 	e.limit = MaxValueSize
 	if err := e.cel(out); err != nil {
 		if errors.Is(err, ErrValueTooLarge) {
-			return nil, nil, &Error{Msg: err.Error(), Err: err}
+			return nil, &Error{Msg: err.Error(), Err: err}
 		}
-		return nil, nil, fmt.Errorf("encoding result: %w", err)
+		return nil, fmt.Errorf("encoding result: %w", err)
 	}
-	body = slices.Clone(e.buf)
-	decoded, err = DecodeJSON(body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("decoding result: %w", err)
-	}
-	return body, decoded, nil
+	return slices.Clone(e.buf), nil
 }
 
 // activation resolves the four variables, and Input.Vars, for one evaluation.

@@ -64,6 +64,7 @@ func (d *decoder) scanString() (body []byte, plain bool, err error) {
 		case c == '"':
 			body = data[start:i]
 			d.pos = i + 1
+			d.ascii = ascii && high&msbs == 0
 			if (!ascii || high&msbs != 0) && plain {
 				plain = utf8.Valid(body)
 			}

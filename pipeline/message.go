@@ -44,9 +44,18 @@ type Message struct {
 // NewMessage returns a source message. ack, which may be nil, runs once every
 // message derived from this one is resolved.
 func NewMessage(body []byte, ack AckFunc) *Message {
-	t := &tx{ack: ack}
-	t.refs.Store(1)
-	return &Message{Body: body, tx: t, Created: time.Now()}
+	// One allocation for the message and its transaction.
+	s := &sourceMessage{}
+	s.t.ack = ack
+	s.t.refs.Store(1)
+	s.m.Body, s.m.tx, s.m.Created = body, &s.t, time.Now()
+	return &s.m
+}
+
+// sourceMessage is a source message allocated with its transaction.
+type sourceMessage struct {
+	m Message
+	t tx
 }
 
 // NewBatch returns one message standing for members. Acking the batch acks
@@ -197,7 +206,8 @@ type tx struct {
 
 func (t *tx) release(err error) {
 	if err != nil {
-		t.err.CompareAndSwap(nil, &err)
+		e := err // escapes only here, not on every release
+		t.err.CompareAndSwap(nil, &e)
 	}
 	if t.refs.Add(-1) != 0 {
 		return

@@ -138,7 +138,6 @@ func (o *outlet) logFailure(m *Message, err error) {
 
 // route hands on the outcome of Process for input m.
 func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
-	var drop *DropError
 	switch {
 	case err == nil && r != nil:
 		if r != m {
@@ -150,6 +149,16 @@ func (o *outlet) route(ctx context.Context, m, r *Message, err error) {
 		_ = o.Send(ctx, r)
 	case err == nil:
 		o.Drop(m, "filtered")
+	default:
+		o.routeError(ctx, m, r, err)
+	}
+}
+
+// routeError is route for a non-nil err; apart so that errors.As's target
+// is allocated only on this path, not for every message.
+func (o *outlet) routeError(ctx context.Context, m, r *Message, err error) {
+	var drop *DropError
+	switch {
 	case errors.As(err, &drop):
 		o.Drop(m, drop.Reason)
 	case ctx.Err() != nil:

@@ -272,16 +272,25 @@ func (p *Pipeline) runWorkers(hard context.Context, n *node, handle func(*Messag
 }
 
 func (p *Pipeline) process(ctx context.Context, n *node, m *Message) (*Message, error) {
+	w := n.stats.latency.sample()
+	if w == 0 {
+		return n.proc.Process(ctx, m)
+	}
 	start := time.Now()
 	r, err := n.proc.Process(ctx, m)
-	n.stats.latency.record(time.Since(start))
+	n.stats.latency.record(time.Since(start), w)
 	return r, err
 }
 
 func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) {
-	start := time.Now()
-	err := n.sink.Write(ctx, m)
-	n.stats.latency.record(time.Since(start))
+	var err error
+	if w := n.stats.latency.sample(); w == 0 {
+		err = n.sink.Write(ctx, m)
+	} else {
+		start := time.Now()
+		err = n.sink.Write(ctx, m)
+		n.stats.latency.record(time.Since(start), w)
+	}
 	// A batch the sink accepted in part counts as its members: the
 	// accepted ones out, the refused ones failed.
 	var accepted, refused int64 = 0, 1

@@ -107,6 +107,13 @@ type NodeStats struct {
 
 // LatencyStats summarises a latency histogram. Percentiles are bucket upper
 // bounds, accurate to within 19%.
+//
+// Latency is sampled: a node times each of its first [latencyExact] calls,
+// then one call in [latencyEvery], and counts each later sample for
+// latencyEvery calls, so Count, Mean, the percentiles and the buckets
+// estimate all calls (Count within latencyEvery of the number of calls),
+// while Min and Max are those of the timed calls. Reading the clock twice
+// per call per node cost about 6% of the CPU of a short pipeline.
 type LatencyStats struct {
 	Count          int64
 	Min, Max, Mean time.Duration
@@ -125,6 +132,8 @@ type LatencyBucket struct {
 // histogram is a lock-free log-linear latency histogram: 4 buckets per power
 // of two of nanoseconds.
 type histogram struct {
+	// calls counts the calls offered by sample.
+	calls      atomic.Int64
 	count, sum atomic.Int64
 	min, max   atomic.Int64
 	buckets    [256]atomic.Int64
@@ -148,12 +157,33 @@ func bucketUpper(i int) int64 {
 	return (int64(1) << e) + int64(sub+1)*(int64(1)<<(e-2)) - 1
 }
 
-func (h *histogram) record(d time.Duration) {
+// Latency sampling (see [LatencyStats]): every call is timed up to
+// latencyExact calls, then one in latencyEvery.
+const (
+	latencyExact = 1024
+	latencyEvery = 16
+)
+
+// sample counts a call and returns the weight to record it with, or 0 if
+// the call is not to be timed.
+func (h *histogram) sample() int64 {
+	c := h.calls.Add(1)
+	switch {
+	case c <= latencyExact:
+		return 1
+	case c%latencyEvery == 0:
+		return latencyEvery
+	}
+	return 0
+}
+
+// record adds an observation of d standing for w calls.
+func (h *histogram) record(d time.Duration, w int64) {
 	ns := int64(d)
-	if h.count.Add(1) == 1 {
+	if h.count.Add(w) == w {
 		h.min.Store(ns)
 	}
-	h.sum.Add(ns)
+	h.sum.Add(ns * w)
 	for {
 		cur := h.min.Load()
 		if ns >= cur || h.min.CompareAndSwap(cur, ns) {
@@ -166,7 +196,7 @@ func (h *histogram) record(d time.Duration) {
 			break
 		}
 	}
-	h.buckets[bucketOf(ns)].Add(1)
+	h.buckets[bucketOf(ns)].Add(w)
 }
 
 func (h *histogram) snapshot() LatencyStats {

@@ -35,6 +35,10 @@ type mapper struct {
 	whole  *expr.Program
 	set    []assignment
 	delete [][]string
+	// top holds the deleted keys when every set and delete path is one
+	// key long: such a map patches the body without decoding it whole.
+	top     bool
+	delKeys []string
 }
 
 type assignment struct {
@@ -59,6 +63,14 @@ func newMap(c *mapConfig, _ component.Env) (any, error) {
 	for _, k := range c.Delete {
 		m.delete = append(m.delete, strings.Split(k, "."))
 	}
+	m.top = true
+	for _, a := range m.set {
+		m.top = m.top && len(a.path) == 1
+	}
+	for _, p := range m.delete {
+		m.top = m.top && len(p) == 1
+		m.delKeys = append(m.delKeys, p[0])
+	}
 	return m, nil
 }
 
@@ -68,15 +80,23 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 	}
 	in := input(m)
 	if mp.whole != nil {
-		body, decoded, err := mp.whole.EvalJSON(&in)
+		// The new body is not decoded here: the next stage decodes what
+		// it reads, if anything (a sink reads nothing).
+		body, err := mp.whole.EvalBody(&in)
 		if err != nil {
 			return nil, evalError(err)
 		}
 		m.SetBody(body)
-		m.SetDecoded(decoded)
 		return m, nil
 	}
+	if mp.top && in.Decoded == nil {
+		if mp.patch(m, &in) {
+			return m, nil
+		}
+		in = input(m) // decode and evaluate again, for the precise error
+	}
 	doc := in.Decoded
+	shared := doc != nil // cached on m, maybe on its copies too
 	if doc == nil {
 		var err error
 		if doc, err = expr.DecodeJSON(m.Body); err != nil {
@@ -90,7 +110,12 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 			fmt.Errorf("map set/delete needs a JSON object body, got %s", jsonKind(doc)))
 	}
 	// Evaluate every expression against the original body first.
-	vals := make([]any, len(mp.set))
+	var small [4]any // no allocation for up to four fields
+	vals := small[:0]
+	if len(mp.set) > len(small) {
+		vals = make([]any, 0, len(mp.set))
+	}
+	vals = vals[:len(mp.set)]
 	for i, a := range mp.set {
 		v, err := a.prog.EvalNative(&in)
 		if err != nil {
@@ -98,7 +123,10 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 		}
 		vals[i] = v
 	}
-	out := maps.Clone(obj)
+	out := obj
+	if shared {
+		out = maps.Clone(obj)
+	}
 	for i, a := range mp.set {
 		if err := setPath(out, a.path, vals[i]); err != nil {
 			return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload, err)
@@ -114,6 +142,30 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 	m.SetBody(body)
 	m.SetDecoded(out)
 	return m, nil
+}
+
+// patch sets and deletes top-level fields of m's body without decoding it
+// whole: each expression decodes only the fields it reads, and
+// [expr.PatchObject] re-encodes the body as it scans it, to the bytes the
+// decode-and-encode path gives. It reports false, changing nothing, on any
+// error (a bad body or expression); the caller then takes that path to
+// report it as before.
+func (mp *mapper) patch(m *pipeline.Message, in *expr.Input) bool {
+	var small [4]expr.Field // no allocation for up to four fields
+	fields := small[:0]
+	for _, a := range mp.set {
+		v, err := a.prog.EvalNative(in)
+		if err != nil {
+			return false
+		}
+		fields = append(fields, expr.Field{Key: a.path[0], Value: v})
+	}
+	body, ok := expr.PatchObject(m.Body, fields, mp.delKeys)
+	if !ok {
+		return false
+	}
+	m.SetBody(body) // not decoded: the next stage decodes what it reads
+	return true
 }
 
 // setPath sets obj[p0][p1]... = v, cloning nested objects it changes so the

@@ -1,6 +1,13 @@
 package stages_test
 
-import "testing"
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
+)
 
 // Integers beyond int64 and uint64 that no expression touches pass through
 // a map byte for byte; one an expression reads is a double (issue 20
@@ -17,6 +24,81 @@ func TestMapKeepsUntouchedBigIntegers(t *testing.T) {
 		got, dead := runStage(t, tc.stage, tc.in)
 		if len(got) != 1 || got[0] != tc.want || len(dead) != 0 {
 			t.Errorf("%s on %s = %q (dead letters %v), want %s", tc.stage, tc.in, got, dead, tc.want)
+		}
+	}
+}
+
+// Given one decoded body shared by two branches, when a map on each sets
+// its own field, then neither branch sees the other's field: a map changes
+// only a decoded body it decoded itself, and copies a shared one.
+func TestMapOnTwoBranchesDoesNotShareItsChanges(t *testing.T) {
+	const src = `
+sources:
+  in: {generate: {message: '{}'}}
+stages:
+  whole: {filter: 'size(msg) > 0', inputs: [in]}
+  a: {map: {set: {a: '1', nested.a: '1'}}, inputs: [whole]}
+  b: {map: {set: {b: '2', nested.b: '2'}}, inputs: [whole]}
+sinks:
+  outa: {stdout: {}, inputs: [a]}
+  outb: {stdout: {}, inputs: [b]}
+`
+	feed := pipelinetest.NewSource(`{"id":1,"nested":{"k":0}}`, `{"id":2,"nested":{"k":0}}`)
+	outa, outb := &pipelinetest.Sink{}, &pipelinetest.Sink{}
+	p := compile(t, src, feed, map[string]*pipelinetest.Sink{"outa": outa, "outb": outb})
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		sink *pipelinetest.Sink
+		want []string
+	}{
+		{outa, []string{`{"a":1,"id":1,"nested":{"a":1,"k":0}}`, `{"a":1,"id":2,"nested":{"a":1,"k":0}}`}},
+		{outb, []string{`{"b":2,"id":1,"nested":{"b":2,"k":0}}`, `{"b":2,"id":2,"nested":{"b":2,"k":0}}`}},
+	} {
+		if got := tc.sink.Bodies(); !slices.Equal(got, tc.want) {
+			t.Errorf("bodies = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+// Given a map that replaces the body (and leaves it undecoded), when later
+// stages read fields of the new body, then they read the new body, not the
+// old one.
+func TestStagesAfterAMapReadTheNewBody(t *testing.T) {
+	got, dead := runStage(t, `map: '{"id": msg.id, "level": "error", "n": {"k": msg.id * 2}}'
+  - filter: 'msg.level == "error" && msg.n.k == 4'
+  - map: {set: {seen: 'msg.n.k + 1'}}`, `{"id":2,"level":"info"}`, `{"id":3,"level":"error"}`)
+	if want := []string{`{"id":2,"level":"error","n":{"k":4},"seen":5}`}; !slices.Equal(got, want) || len(dead) != 0 {
+		t.Errorf("bodies = %q (dead letters %v), want %q", got, dead, want)
+	}
+}
+
+// A map that sets and deletes top-level fields patches the body without
+// decoding it whole; given any body, it writes the same bytes, and
+// dead-letters with the same reason and error, as decoding, changing and
+// encoding it (the path nested fields take).
+func TestMapSetWritesWhatDecodingAndEncodingWould(t *testing.T) {
+	const stage = `map: {set: {cents: 'int(msg.amount * 100.0)', tag: '"x"'}, delete: [drop]}`
+	for _, tc := range []struct{ in, want, reason, err string }{
+		{in: "{ \"b\": [1, 2.50, {\"y\": null, \"x\": \"\\u00e9\"}], \"amount\": 1.5, \"drop\": 1 }",
+			want: `{"amount":1.5,"b":[1,2.5,{"x":"é","y":null}],"cents":150,"tag":"x"}`},
+		{in: `{"amount":2,"tag":"old","tag":"older","cents":"no"}`, want: `{"amount":2,"cents":200,"tag":"x"}`},
+		{in: `{"amount":1.5,"big":18446744073709551616123}`, want: `{"amount":1.5,"big":18446744073709551616123,"cents":150,"tag":"x"}`},
+		{in: `{"amount":1.5`, reason: "invalid_payload", err: "unexpected end of input, want ',' or '}'"},
+		{in: `[{"amount":1.5}]`, reason: "invalid_payload", err: "map set/delete needs a JSON object body, got an array"},
+		{in: `{"amount":"1.5"}`, reason: "expression_error", err: "set cents: 1:16: no such overload: string * double"},
+		{in: `{"other":1}`, reason: "expression_error", err: "set cents: 1:8: no such key: amount"},
+	} {
+		got, dead := runStage(t, stage, tc.in)
+		if tc.reason == "" {
+			if len(got) != 1 || got[0] != tc.want || len(dead) != 0 {
+				t.Errorf("map on %s = %q (dead letters %v), want %s", tc.in, got, dead, tc.want)
+			}
+			continue
+		}
+		if len(got) != 0 || len(dead) != 1 || dead[0].Reason != tc.reason || !strings.Contains(dead[0].Error, tc.err) {
+			t.Errorf("map on %s = %q, dead letters %+v; want one with reason %s and error containing %q", tc.in, got, dead, tc.reason, tc.err)
 		}
 	}
 }
