@@ -5,6 +5,7 @@ package bench
 //
 //	go test -run '^$' -bench 'Lookup' -benchtime 1x ./bench/
 //	PIPE_LOOKUP_N=100000 go test ...   # fewer messages
+//	bench/lookup_rounds.sh 10          # baseline and (c) interleaved, benchstat
 //
 // Each run sends N messages (default 1,000,000) whose keys cycle over
 // 10,000 customers through `lookup` in three set-ups, and through the same
