@@ -18,7 +18,6 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/pipe-dsl/pipe/internal/ttlcache"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
 
@@ -61,7 +60,8 @@ type Config struct {
 	// NegativeTTL is how long a missing key is remembered as missing; 0
 	// asks the store again every time.
 	NegativeTTL time.Duration
-	// MaxEntries bounds the cache (LRU); it must be >= 1 when TTL > 0.
+	// MaxEntries bounds the cache (LRU; a hit that finds the cache busy
+	// skips its recency update, see lru); it must be >= 1 when TTL > 0.
 	MaxEntries int
 	// RefreshAhead starts a background refresh of a found entry read
 	// within RefreshAhead of its expiry.
@@ -109,7 +109,7 @@ type Stats struct {
 type Loader struct {
 	cfg   Config
 	store Store
-	cache *ttlcache.Cache[string, *entry] // nil without a cache
+	cache *lru // nil without a cache
 	group singleflight.Group
 	co    coalescer
 
@@ -150,7 +150,7 @@ func New(store Store, cfg Config) (*Loader, error) {
 		// The cache's own ttl is off: expiry differs between found and
 		// missing keys, and serve_stale needs expired entries kept until
 		// the LRU evicts them, so each entry carries its own.
-		l.cache = ttlcache.New[string, *entry](cfg.MaxEntries, 0)
+		l.cache = newLRU(cfg.MaxEntries)
 	}
 	l.co = coalescer{maxKeys: max(cfg.MaxKeys, 1), maxWait: cfg.MaxWait, clock: cfg.Clock, fetch: l.roundTrip}
 	l.bg, l.stop = context.WithCancel(context.Background())
@@ -164,7 +164,7 @@ func (l *Loader) Get(ctx context.Context, r Request) (Result, error) {
 	var stale *entry
 	if l.cache != nil {
 		now := l.cfg.Clock.Now()
-		if e, ok := l.cache.Get(r.Key, now); ok {
+		if e, ok := l.cache.Get(r.Key); ok {
 			if now.Before(e.expires) {
 				l.hits.Add(1)
 				if e.found && l.cfg.RefreshAhead > 0 && !now.Before(e.expires.Add(-l.cfg.RefreshAhead)) {
@@ -223,7 +223,7 @@ func resolve(r Request) (Request, error) {
 func (l *Loader) load(ctx context.Context, r Request) (*entry, error) {
 	if l.cache != nil {
 		now := l.cfg.Clock.Now()
-		if e, ok := l.cache.Get(r.Key, now); ok && now.Before(e.expires) {
+		if e, ok := l.cache.Get(r.Key); ok && now.Before(e.expires) {
 			return e, nil
 		}
 	}
@@ -250,7 +250,7 @@ func (l *Loader) store1(key string, e *entry) {
 	}
 	now := l.cfg.Clock.Now()
 	e.expires = now.Add(ttl)
-	l.cache.Set(key, e, now)
+	l.cache.Set(key, e)
 }
 
 // refresh starts one background flight for r unless one is under way.
@@ -315,7 +315,7 @@ func (l *Loader) Stats() Stats {
 		Refreshes: l.refreshes.Load(), Failures: l.failures.Load(),
 	}
 	if l.cache != nil {
-		s.Evictions = l.cache.Stats().Evictions
+		s.Evictions = l.cache.Evictions()
 	}
 	return s
 }
