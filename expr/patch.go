@@ -8,10 +8,26 @@ import (
 )
 
 // Field is a top-level member of a JSON object: Key and Value, a value as
-// DecodeJSON returns it.
+// DecodeJSON returns it. Raw, when not nil, is Value already encoded by
+// EncodeMember and is written as it is instead of encoding Value: a value
+// set into many bodies is encoded once.
 type Field struct {
 	Key   string
 	Value any
+	Raw   []byte
+}
+
+// EncodeMember returns what PatchObject writes for v as the value of a
+// top-level member: EncodeJSON's bytes for v, refused as the member would
+// be (nested one level deeper than v alone). Use it to fill Field.Raw.
+func EncodeMember(v any) ([]byte, error) {
+	e := encoderPool.Get().(*encoder)
+	defer e.release()
+	e.depth = 1
+	if err := e.native(v); err != nil {
+		return nil, err
+	}
+	return slices.Clone(e.buf), nil
 }
 
 // PatchObject returns what EncodeJSON would return for the object body
@@ -192,7 +208,9 @@ func (t *patcher) object(set []Field, del []string) error {
 	t.e.depth = d.depth // as deep as in the encoding of the whole object
 	for _, f := range set {
 		from := len(t.e.buf)
-		if err := t.e.native(f.Value); err != nil {
+		if f.Raw != nil {
+			t.e.buf = append(t.e.buf, f.Raw...)
+		} else if err := t.e.native(f.Value); err != nil {
 			return err
 		}
 		t.members = append(t.members, member{f.Key, len(t.members), from, len(t.e.buf), false})

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"bytes"
+	"errors"
 	"maps"
 	"strings"
 	"testing"
@@ -44,10 +45,10 @@ var patchEdits = []struct {
 	del []string
 }{
 	{nil, nil},
-	{[]Field{{"cents", int64(150)}}, nil},
-	{[]Field{{"a", "new"}, {"zz", map[string]any{"y": 1.5, "x": []any{nil}}}}, nil},
-	{[]Field{{"a", int64(1)}, {"a", int64(2)}}, []string{"b"}},
-	{[]Field{{"a", true}}, []string{"a", "s", "missing"}},
+	{[]Field{{Key: "cents", Value: int64(150)}}, nil},
+	{[]Field{{Key: "a", Value: "new"}, {Key: "zz", Value: map[string]any{"y": 1.5, "x": []any{nil}}}}, nil},
+	{[]Field{{Key: "a", Value: int64(1)}, {Key: "a", Value: int64(2)}}, []string{"b"}},
+	{[]Field{{Key: "a", Value: true}}, []string{"a", "s", "missing"}},
 }
 
 func TestPatchObjectEncodesAsDecodingAndEncodingWould(t *testing.T) {
@@ -75,4 +76,49 @@ func FuzzPatchObject(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withRaw returns set with each value pre-encoded by EncodeMember.
+func withRaw(t testing.TB, set []Field) []Field {
+	out := make([]Field, len(set))
+	for i, f := range set {
+		raw, err := EncodeMember(f.Value)
+		if err != nil {
+			t.Fatalf("EncodeMember(%#v): %v", f.Value, err)
+		}
+		out[i] = Field{Key: f.Key, Raw: raw}
+	}
+	return out
+}
+
+func TestPatchObjectRawWritesWhatValueWould(t *testing.T) {
+	for _, body := range patchBodies {
+		for _, ed := range patchEdits {
+			want, wantOK := patchSlow([]byte(body), ed.set, ed.del)
+			got, ok := PatchObject([]byte(body), withRaw(t, ed.set), ed.del)
+			if ok != wantOK || !bytes.Equal(got, want) {
+				t.Errorf("PatchObject(%q, raw %v, %v) = %q, %v, want %q, %v", body, ed.set, ed.del, got, ok, want, wantOK)
+			}
+		}
+	}
+}
+
+func TestEncodeMemberRefusesWhatAMemberWouldNot(t *testing.T) {
+	var deep any = int64(1)
+	for range MaxDepth {
+		deep = []any{deep}
+	}
+	if _, err := EncodeJSON(deep); err != nil {
+		t.Fatalf("EncodeJSON(%d deep) = %v, want it encoded", MaxDepth, err)
+	}
+	if _, err := EncodeMember(deep); !errors.Is(err, ErrTooDeep) {
+		t.Errorf("EncodeMember(%d deep) error = %v, want ErrTooDeep", MaxDepth, err)
+	}
+	if _, ok := PatchObject([]byte(`{}`), []Field{{Key: "a", Value: deep}}, nil); ok {
+		t.Errorf("PatchObject with a %d-deep value ok, want refused as EncodeMember refuses it", MaxDepth)
+	}
+	b, err := EncodeMember(map[string]any{"b": []any{"é", int64(1) << 60}})
+	if want := `{"b":["é",1152921504606846976]}`; err != nil || string(b) != want {
+		t.Errorf("EncodeMember = %s, %v, want %s", b, err, want)
+	}
 }

@@ -86,7 +86,11 @@ func (l *lookupStage) Process(ctx context.Context, m *pipeline.Message) (*pipeli
 			return m, nil
 		}
 	}
-	return m, l.merge(m, &in, val, shared)
+	var raw []byte
+	if res.Found && len(l.into) == 1 {
+		raw, _ = res.Encoded(expr.EncodeMember) // once per cache entry
+	}
+	return m, l.merge(m, &in, val, raw, shared)
 }
 
 // request evaluates m's key and the store's address for it: the key
@@ -147,7 +151,12 @@ func (l *lookupStage) address(addr *expr.Program, in *expr.Input, key any) (stri
 }
 
 // merge sets the result into m: at into, or field by field into the body.
-func (l *lookupStage) merge(m *pipeline.Message, in *expr.Input, val any, shared bool) error {
+// raw, when not nil, is val encoded by expr.EncodeMember, for a top-level
+// into: the new body is then m's body patched with raw, the same bytes as
+// encoding the merged object, without re-encoding the result. The patch
+// is used only on a body this call decoded itself (not shared), which is
+// m.Body exactly; any failure falls back to encoding the object.
+func (l *lookupStage) merge(m *pipeline.Message, in *expr.Input, val any, raw []byte, shared bool) error {
 	out, err := objectBody(m, in, "lookup", shared)
 	if err != nil {
 		return err
@@ -163,9 +172,15 @@ func (l *lookupStage) merge(m *pipeline.Message, in *expr.Input, val any, shared
 		}
 		maps.Copy(out, fields)
 	}
-	b, err := expr.EncodeJSON(out)
-	if err != nil {
-		return evalError(err)
+	var b []byte
+	ok := false
+	if raw != nil && !shared {
+		b, ok = expr.PatchObject(m.Body, []expr.Field{{Key: l.into[0], Raw: raw}}, nil)
+	}
+	if !ok {
+		if b, err = expr.EncodeJSON(out); err != nil {
+			return evalError(err)
+		}
 	}
 	m.SetBody(b)
 	m.SetDecoded(out)

@@ -95,6 +95,8 @@ type Result struct {
 	Value   any
 	Found   bool
 	Outcome Outcome
+
+	e *entry // the entry the result came from, for Encoded
 }
 
 // Stats are a Loader's counters since it was created.
@@ -128,6 +130,7 @@ type entry struct {
 	val     any
 	found   bool
 	expires time.Time
+	enc     atomic.Pointer[[]byte] // val encoded once, by Result.Encoded
 }
 
 // New returns a Loader over store. It starts no goroutine and opens no
@@ -172,7 +175,7 @@ func (l *Loader) Get(ctx context.Context, r Request) (Result, error) {
 						l.refresh(r)
 					}
 				}
-				return Result{Value: e.val, Found: e.found, Outcome: Hit}, nil
+				return Result{Value: e.val, Found: e.found, Outcome: Hit, e: e}, nil
 			}
 			if l.cfg.ServeStale {
 				stale = e
@@ -199,12 +202,12 @@ func (l *Loader) Get(ctx context.Context, r Request) (Result, error) {
 	if res.Err != nil {
 		if stale != nil {
 			l.stale.Add(1)
-			return Result{Value: stale.val, Found: stale.found, Outcome: Stale}, nil
+			return Result{Value: stale.val, Found: stale.found, Outcome: Stale, e: stale}, nil
 		}
 		return Result{}, res.Err
 	}
 	e := res.Val.(*entry)
-	return Result{Value: e.val, Found: e.found, Outcome: Miss}, nil
+	return Result{Value: e.val, Found: e.found, Outcome: Miss, e: e}, nil
 }
 
 // resolve fills r.Arg from r.Resolve, if set.
