@@ -50,6 +50,16 @@ func (l *lookupStage) Process(ctx context.Context, m *pipeline.Message) (*pipeli
 	// Decode the whole body once, for the key and the merge alike, unless
 	// an earlier stage left it decoded (then it may be shared: merge copies).
 	shared := in.Decoded != nil
+	if !shared && len(l.into) == 1 {
+		// A top-level into needs no decoded body when the result is found:
+		// evaluate the key on the raw body (decoding only the fields it
+		// reads) and patch the body. A key that fails or is null takes the
+		// full path below, from the start, for the same errors and results.
+		if req, null, err := l.request(m, &in); err == nil && !null {
+			return l.lookupRaw(ctx, m, &in, req)
+		}
+		in = input(m)
+	}
 	if !shared {
 		doc, err := expr.DecodeJSON(m.Body)
 		if err != nil {
@@ -70,12 +80,47 @@ func (l *lookupStage) Process(ctx context.Context, m *pipeline.Message) (*pipeli
 			return nil, err
 		}
 	}
+	return l.answer(m, &in, req, res, shared)
+}
+
+// lookupRaw finishes Process for a message whose key was evaluated on its
+// raw body: Get, then patch the found result in at into, or decode the
+// body and answer as Process does. The decoded form is not kept on a
+// patched message; a later stage that needs it decodes the new body.
+func (l *lookupStage) lookupRaw(ctx context.Context, m *pipeline.Message, in *expr.Input, req lookup.Request) (*pipeline.Message, error) {
+	res, err := l.loader.Get(ctx, req)
+	lookup.Annotate(m.Context(), res, err)
+	if err != nil {
+		return nil, err
+	}
+	if res.Found {
+		if raw, ok := res.Encoded(expr.EncodeMember); ok { // once per cache entry
+			if b, ok := expr.PatchObject(m.Body, []expr.Field{{Key: l.into[0], Raw: raw}}, nil); ok {
+				m.SetBody(b)
+				return m, nil
+			}
+		}
+	}
+	if in.Decoded == nil {
+		doc, err := expr.DecodeJSON(m.Body)
+		if err != nil {
+			return nil, pipeline.WithReason(pipeline.ReasonInvalidPayload, fmt.Errorf("decoding msg: %w", err))
+		}
+		in.Decoded = doc
+	}
+	keepDecoded(m, in)
+	return l.answer(m, in, req, res, false)
+}
+
+// answer merges res into m, or applies on_missing when it was not found.
+func (l *lookupStage) answer(m *pipeline.Message, in *expr.Input, req lookup.Request, res lookup.Result, shared bool) (*pipeline.Message, error) {
+	var err error
 	val := res.Value
 	if !res.Found {
 		switch {
 		case l.cfg.OnMissing.Default != nil:
 			in.Vars = map[string]any{"key": req.Arg}
-			if val, err = l.cfg.OnMissing.Default.EvalNative(&in); err != nil {
+			if val, err = l.cfg.OnMissing.Default.EvalNative(in); err != nil {
 				return nil, evalError(fmt.Errorf("on_missing.default: %w", err))
 			}
 		case l.cfg.OnMissing.Action == "drop":
@@ -90,7 +135,7 @@ func (l *lookupStage) Process(ctx context.Context, m *pipeline.Message) (*pipeli
 	if res.Found && len(l.into) == 1 {
 		raw, _ = res.Encoded(expr.EncodeMember) // once per cache entry
 	}
-	return m, l.merge(m, &in, val, raw, shared)
+	return m, l.merge(m, in, val, raw, shared)
 }
 
 // request evaluates m's key and the store's address for it: the key
