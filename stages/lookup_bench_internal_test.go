@@ -16,27 +16,36 @@ import (
 //
 //	go test -run '^$' -bench 'ProcessHit|MapProcess' -count 6 ./stages/
 func BenchmarkLookupProcessHit(b *testing.B) {
-	key, _ := expr.Compile("msg.customer_id")
-	c := lookupConfig{
-		Redis: lookupRedis{URL: "redis://127.0.0.1:1/0", Command: "GET"},
-		Key:   key, Into: "customer", OnMissing: lookupMissing{Action: "keep"},
-		Cache:    lookupCache{TTL: time.Hour, MaxEntries: 100},
-		Coalesce: lookupCoalesce{MaxKeys: 1}, MaxConns: 1,
-	}
-	v, err := newLookup(&c, component.Env{Pipeline: "b", Node: "l", Clock: pipeline.SystemClock})
-	if err != nil {
-		b.Fatal(err)
-	}
-	l := v.(*lookupStage)
 	results := map[string]any{}
 	for i := range 10 {
 		results[fmt.Sprint(i)] = map[string]any{"tier": "gold", "name": fmt.Sprint("c", i)}
 	}
-	if err := l.Stub(results); err != nil {
-		b.Fatal(err)
+	benchProcess(b, stubLookup(b, "msg.customer_id", results))
+}
+
+// stubLookup returns a lookup stage keyed by key, setting into customer
+// from results (see Stub), with a cache; the test closes it.
+func stubLookup(tb testing.TB, key string, results map[string]any) *lookupStage {
+	prog, err := expr.Compile(key)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	defer l.Close(context.Background())
-	benchProcess(b, l)
+	c := lookupConfig{
+		Redis: lookupRedis{URL: "redis://127.0.0.1:1/0", Command: "GET"},
+		Key:   prog, Into: "customer", OnMissing: lookupMissing{Action: "keep"},
+		Cache:    lookupCache{TTL: time.Hour, MaxEntries: 100},
+		Coalesce: lookupCoalesce{MaxKeys: 1}, MaxConns: 1,
+	}
+	v, err := newLookup(&c, component.Env{Pipeline: "t", Node: "l", Clock: pipeline.SystemClock})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := v.(*lookupStage)
+	if err := l.Stub(results); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = l.Close(context.Background()) })
+	return l
 }
 
 func BenchmarkMapProcess(b *testing.B) {

@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
-	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
 )
@@ -26,30 +24,12 @@ var lookupPatchBodies = []string{
 }
 
 func TestLookupPatchedBodyIsWhatEncodingWouldGive(t *testing.T) {
-	key, err := expr.Compile("msg.k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := lookupConfig{
-		Redis: lookupRedis{URL: "redis://127.0.0.1:1/0", Command: "GET"},
-		Key:   key, Into: "customer", OnMissing: lookupMissing{Action: "keep"},
-		Cache:    lookupCache{TTL: time.Hour, MaxEntries: 100},
-		Coalesce: lookupCoalesce{MaxKeys: 1}, MaxConns: 1,
-	}
-	v, err := newLookup(&c, component.Env{Pipeline: "t", Node: "l", Clock: pipeline.SystemClock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := v.(*lookupStage)
 	results := map[string]any{
 		"a": json.RawMessage(`{"tier":"gold","big":98765432109876543210,"name":"Zoë \u2603","n":[1,2.5,-3]}`),
 		"b": json.RawMessage(`"plain string"`),
 		"c": json.RawMessage(`[{"b":1,"a":2},null,true]`),
 	}
-	if err := l.Stub(results); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := stubLookup(t, "msg.k", results)
 	want := func(body string) []byte {
 		doc, err := expr.DecodeJSON([]byte(body))
 		if err != nil {
