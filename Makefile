@@ -77,11 +77,7 @@ e2e-jaeger: build
 
 # Each fuzz target briefly (CI); set FUZZTIME=10m for a longer run.
 fuzz:
-	@for p in $$($(GO) list ./...); do \
-		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
-			echo "fuzz $$p $$t"; \
-			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$p || exit 1; \
-		done; done
+	GO='$(GO)' FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 # Hostile configs must each be rejected within a time bound, and hostile
 # messages stopped by the CEL limits within one; the bounds are checked
