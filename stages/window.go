@@ -12,6 +12,7 @@ import (
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
 	"github.com/pipe-dsl/pipe/windowing"
 )
 
@@ -73,6 +74,14 @@ type windowStage struct {
 
 	open, late, early atomic.Int64
 	closed            [len(windowReasons)]atomic.Int64
+
+	// With a `state:` block (window_durable.go): the store, the scope
+	// <pipeline>/<node> this stage owns, and its checkpoint figures.
+	backend               state.Backend
+	scope, node           string
+	ckpts, ckptFailures   atomic.Int64
+	ckptBytes, ckptMicros atomic.Int64
+	replayedN             atomic.Int64
 
 	// added, if set, is called when a message has been handled (a test
 	// hook: the clock may then move without racing the stage).
@@ -168,6 +177,12 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 		if c.EventTime != nil {
 			w.holding += c.IdleTimeout
 		}
+	}
+	if env.State != nil {
+		// Durable state: a message is acked by the next checkpoint, not by
+		// its windows.
+		w.backend, w.scope, w.node = env.State, env.Pipeline+"/"+env.Node, env.Node
+		w.holding = env.State.CheckpointInterval()
 	}
 	return w, nil
 }
