@@ -86,6 +86,9 @@ type windowStage struct {
 	// added, if set, is called when a message has been handled (a test
 	// hook: the clock may then move without racing the stage).
 	added func()
+	// committed, if set, is called after each durable checkpoint attempt
+	// with its error (a test hook).
+	committed func(error)
 }
 
 var windowReasons = [...]windowing.Reason{windowing.ReasonWatermark, windowing.ReasonIdle, windowing.ReasonSessionEnd,

@@ -108,6 +108,9 @@ func (w *windowStage) Run(ctx context.Context, in <-chan *pipeline.Message, out 
 			r.armEarly()
 		case <-r.d.tick():
 			err = r.d.checkpoint(ctx, w, r.e)
+			if w.committed != nil {
+				w.committed(err)
+			}
 			r.d.timer.set(w.clock, w.backend.CheckpointInterval())
 		}
 		if err != nil {
