@@ -82,6 +82,8 @@ type windowStage struct {
 	ckpts, ckptFailures   atomic.Int64
 	ckptBytes, ckptMicros atomic.Int64
 	replayedN             atomic.Int64
+	ckptPeakBytes         atomic.Int64 // largest and slowest checkpoint (benchmarks)
+	ckptPeakMicros        atomic.Int64
 
 	// added, if set, is called when a message has been handled (a test
 	// hook: the clock may then move without racing the stage).

@@ -224,8 +224,11 @@ func (d *durable) checkpoint(ctx context.Context, w *windowStage, e *windowing.E
 		return fmt.Errorf("window state: commit: %w", err)
 	}
 	w.ckpts.Add(1)
+	took := time.Since(start).Microseconds()
 	w.ckptBytes.Store(int64(len(st)))
-	w.ckptMicros.Store(time.Since(start).Microseconds())
+	w.ckptMicros.Store(took)
+	w.ckptPeakBytes.Store(max(w.ckptPeakBytes.Load(), int64(len(st))))
+	w.ckptPeakMicros.Store(max(w.ckptPeakMicros.Load(), took))
 	for _, m := range d.held {
 		m.Ack()
 	}

@@ -25,10 +25,10 @@ import (
 
 // durableBackends returns the real Redis and PostgreSQL backends, each
 // with names unique to the test.
-func durableBackends(t *testing.T) map[string]func(t *testing.T) state.Backend {
+func durableBackends(t testing.TB) map[string]func(t testing.TB) state.Backend {
 	id := time.Now().UnixNano()
-	return map[string]func(t *testing.T) state.Backend{
-		"redis": func(t *testing.T) state.Backend {
+	return map[string]func(t testing.TB) state.Backend{
+		"redis": func(t testing.TB) state.Backend {
 			rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 			t.Cleanup(func() { rdb.Close() })
 			if err := rdb.Ping(t.Context()).Err(); err != nil {
@@ -42,7 +42,7 @@ func durableBackends(t *testing.T) map[string]func(t *testing.T) state.Backend {
 			})
 			return &redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix, Interval: time.Second}
 		},
-		"postgres": func(t *testing.T) state.Backend {
+		"postgres": func(t testing.TB) state.Backend {
 			const dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 			conn, err := pgx.Connect(t.Context(), dsn)
 			if err != nil {
