@@ -216,10 +216,10 @@ func expected(n int) map[string]agg {
 	return rows
 }
 
-// poll waits for until, up to a minute.
+// poll waits for until, up to a minute plus 2ms per input message.
 func poll(t *testing.T, what string, until func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute + time.Duration(size())*2*time.Millisecond)
 	for !until() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
