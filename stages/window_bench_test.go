@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -46,7 +47,7 @@ func runWindowBenchOn(b *testing.B, store state.Backend, n, users int, step time
 	cfg := windowConfig{Type: "tumbling", Size: size, MaxOutOfOrder: time.Second, OnLate: "drop", MaxOpen: 1_000_000, MaxCollect: 10,
 		Key: celB(b, "msg.user"), EventTime: celB(b, "msg.ts"),
 		Aggregate: map[string]string{"total": "sum(msg.amount)", "n": "count()", "max": "max(msg.amount)"}}
-	st, err := newWindow(&cfg, component.Env{Pipeline: "bench", Node: "win", Clock: pipeline.SystemClock, State: store})
+	st, err := newWindow(&cfg, component.Env{Pipeline: "bench", Node: "win", Clock: pipeline.SystemClock, State: store, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
