@@ -157,10 +157,18 @@ sink:
 	if _, err := js.js.Publish(t.Context(), subject, []byte(closing)); err != nil {
 		t.Fatal(err)
 	}
+	lastRun(t, file, db, n, "every message acked", func() bool { return js.settled(t) })
+}
+
+// lastRun runs pipe on file until the table has every window of n messages
+// and settled holds, stops it with SIGTERM (exit status 0), and compares
+// the table with the windows computed directly.
+func lastRun(t *testing.T, file string, db *outTable, n int, what string, settled func() bool) {
+	t.Helper()
 	want := expected(n)
 	cmd := run(t, file)
-	poll(t, "the table to be complete and every message acked", func() bool {
-		return db.count(t) == len(want) && js.settled(t)
+	poll(t, "the table to be complete and "+what, func() bool {
+		return db.count(t) == len(want) && settled()
 	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

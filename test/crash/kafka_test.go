@@ -116,26 +116,5 @@ sink:
 		t.Logf("kill %d: %d of %d produced; committed offset %d", part+1, hi, n, committed())
 	}
 	produce(3*n/4, n, fmt.Sprintf(`{"k":"end","ts":%d,"v":0}`, int64(n)*100+5000))
-	want := expected(n)
-	cmd := run(t, file)
-	poll(t, "the table to be complete and every offset committed", func() bool {
-		return db.count(t) == len(want) && committed() == int64(n+1)
-	})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("the last run, stopped with SIGTERM: %v", err)
-	}
-	got := db.rows(t)
-	if len(got) != len(want) {
-		t.Errorf("table has %d rows, want %d", len(got), len(want))
-	}
-	bad := 0
-	for k, w := range want {
-		if got[k] != w && bad < 10 {
-			bad++
-			t.Errorf("row %s = %v, want %v", k, got[k], w)
-		}
-	}
+	lastRun(t, file, db, n, "every offset committed", func() bool { return committed() == int64(n+1) })
 }
