@@ -41,6 +41,7 @@ type durable struct {
 	held   []*pipeline.Message
 	timer  timer
 	noPos  bool // a message without a source position was folded (warned once)
+	dirty  bool // the engine changed since the last commit
 	sent   atomic.Int64
 	failed atomic.Pointer[error]
 	done   chan struct{} // one signal per resolved result, buffered 1
@@ -170,6 +171,7 @@ func (d *durable) fold(w *windowStage, m *pipeline.Message) {
 		w.log.Warn("window: a message without a source position (Kafka offset or JetStream sequence) was folded into durable state: after a crash it is counted again (at-least-once)")
 	}
 	d.held = append(d.held, m)
+	d.dirty = true
 }
 
 // track counts a sent window result; its resolution is reported by the
@@ -205,6 +207,9 @@ func (d *durable) checkpoint(ctx context.Context, w *windowStage, e *windowing.E
 	if err := d.failed.Load(); err != nil {
 		return fmt.Errorf("window state: a window result was not delivered, not committing: %w", *err)
 	}
+	if !d.dirty {
+		return nil // the store holds this state already
+	}
 	st, err := json.Marshal(checkpointState{Engine: e.Snapshot()})
 	if err != nil {
 		return fmt.Errorf("window state: %w", err)
@@ -233,6 +238,7 @@ func (d *durable) checkpoint(ctx context.Context, w *windowStage, e *windowing.E
 		m.Ack()
 	}
 	d.held = d.held[:0]
+	d.dirty = false
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ type durableRun struct {
 	done      chan error
 }
 
-func startDurable(t *testing.T, b state.Backend, out *tableOutlet) *durableRun {
+func startDurable(t *testing.T, b state.Backend, out pipeline.Outlet) *durableRun {
 	t.Helper()
 	cfg := windowConfig{Type: "tumbling", Size: time.Second, OnLate: "drop", MaxOpen: 1000, MaxCollect: 10,
 		Key: cel(t, "msg.k"), EventTime: cel(t, "msg.ts"), Emit: windowEmit{Mode: "on_close"},
@@ -293,5 +294,66 @@ func TestGivenTwoOwnersOfOneWindowScopeWhenTheOlderCommitsThenItIsFencedAndNacks
 				t.Errorf("nacked %d messages, want 10", nacked)
 			}
 		})
+	}
+}
+
+// nackOutlet refuses every result, as a sink would at the hard stop.
+type nackOutlet struct{ tableOutlet }
+
+func (o *nackOutlet) Send(_ context.Context, m *pipeline.Message) error {
+	m.Nack(errors.New("sink refused"))
+	return nil
+}
+
+func TestGivenDurableStateWhenAWindowResultIsNotDeliveredThenNothingIsCommittedAndTheHeldMessagesAreNacked(t *testing.T) {
+	b := durableBackends(t)["redis"](t)
+	out := &nackOutlet{tableOutlet{t: t, rows: map[string]string{}}}
+	br := &broker{acked: map[int]bool{}}
+	nacked := 0
+	// Given a run whose sink refuses results, after 15 messages (the
+	// first window, offsets 0..9 of three keys, closed and was refused),
+	r := startDurable(t, b, out)
+	for i := range 15 {
+		m := br.msg(i)
+		m2 := pipeline.NewMessage(m.Body, func(err error) {
+			if err != nil {
+				nacked++
+			}
+		})
+		m2.Meta = m.Meta
+		r.send(m2)
+	}
+	// when the checkpoint is due,
+	r.clock.Advance(time.Second)
+	// then it refuses to commit, the run ends with the sink's error, and
+	// all 15 messages are nacked for redelivery.
+	if err := <-r.committed; err == nil || !strings.Contains(err.Error(), "sink refused") {
+		t.Fatalf("checkpoint after a refused result = %v, want the refusal", err)
+	}
+	if err := <-r.done; err == nil {
+		t.Error("Run returned nil")
+	}
+	if nacked != 15 || len(br.acked) != 0 {
+		t.Errorf("nacked %d, acked %d; want 15 nacked, none acked", nacked, len(br.acked))
+	}
+	if r.w.ckpts.Load() != 0 {
+		t.Errorf("committed %d checkpoints, want 0", r.w.ckpts.Load())
+	}
+}
+
+func TestGivenDurableStateWhenNothingChangedSinceTheLastCheckpointThenNoneIsWritten(t *testing.T) {
+	b := durableBackends(t)["redis"](t)
+	out := &tableOutlet{t: t, rows: map[string]string{}}
+	br := &broker{acked: map[int]bool{}}
+	r := startDurable(t, b, out)
+	r.send(br.msg(0))
+	r.checkpoint()
+	r.checkpoint() // idle: no message, no window closed
+	if got := r.w.ckpts.Load(); got != 1 {
+		t.Errorf("checkpoints = %d after one busy and one idle interval, want 1", got)
+	}
+	close(r.in)
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -284,6 +284,9 @@ func (r *windowRun) finish(ctx context.Context) error {
 
 // emit sends closed windows on, in order. It fails only at the hard stop.
 func (r *windowRun) emit(ctx context.Context, res []result) error {
+	if r.d != nil && len(res) > 0 {
+		r.d.dirty = true // windows closed
+	}
 	for i, x := range res {
 		r.w.closed[reasonIndex(x.Reason)].Add(1)
 		if x.Reason == windowing.ReasonEvicted {
