@@ -51,7 +51,7 @@ type windowEmit struct {
 
 func init() {
 	component.Register(component.Stage("window",
-		"Groups messages into keyed event-time windows (tumbling, sliding, session) closed by a watermark, and emits one aggregate message per window; members are acked once their windows are delivered.",
+		"Groups messages into keyed event-time windows (tumbling, sliding, session) closed by a watermark, and emits one aggregate message per window; members are acked once their windows are delivered, or with a state: block once a checkpoint holds them (exactly-once results across kill -9, docs/windows.md).",
 		windowConfig{Type: "tumbling", OnLate: "drop", MaxOpen: 100_000, MaxCollect: 1000, Emit: windowEmit{Mode: "on_close"}},
 		newWindow, component.WithBatching(component.BatchesReject)))
 }
