@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 20s
 SOAK    ?= 60s
 
-.PHONY: all build test vet validate fmt-check docs bench bench-cpu bench-pacing bench-memory fuzz hostile soak quickstart scaleout clean jaeger e2e-jaeger bench-tracing
+.PHONY: all build test vet validate fmt-check docs bench bench-cpu bench-pacing bench-memory fuzz hostile soak quickstart scaleout crash clean jaeger e2e-jaeger bench-tracing
 
 all: build
 
@@ -94,6 +94,9 @@ soak:
 # Two and three `pipe run` processes sharing one JetStream durable consumer
 # and one Redis consumer group, one of them killed with SIGKILL: throughput
 # and lost/duplicate counts (needs both servers; SCALEOUT_N sets the size).
+crash:
+	$(GO) test -tags crash -count=1 -v -timeout 30m ./test/crash/
+
 scaleout:
 	$(GO) test -tags scaleout -count=1 -v -timeout 30m ./test/scaleout/
 

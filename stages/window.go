@@ -12,6 +12,7 @@ import (
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
 	"github.com/pipe-dsl/pipe/windowing"
 )
 
@@ -50,7 +51,7 @@ type windowEmit struct {
 
 func init() {
 	component.Register(component.Stage("window",
-		"Groups messages into keyed event-time windows (tumbling, sliding, session) closed by a watermark, and emits one aggregate message per window; members are acked once their windows are delivered.",
+		"Groups messages into keyed event-time windows (tumbling, sliding, session) closed by a watermark, and emits one aggregate message per window; members are acked once their windows are delivered, or with a state: block once a checkpoint holds them (exactly-once results across kill -9, docs/windows.md).",
 		windowConfig{Type: "tumbling", OnLate: "drop", MaxOpen: 100_000, MaxCollect: 1000, Emit: windowEmit{Mode: "on_close"}},
 		newWindow, component.WithBatching(component.BatchesReject)))
 }
@@ -74,9 +75,22 @@ type windowStage struct {
 	open, late, early atomic.Int64
 	closed            [len(windowReasons)]atomic.Int64
 
+	// With a `state:` block (window_durable.go): the store, the scope
+	// <pipeline>/<node> this stage owns, and its checkpoint figures.
+	backend               state.Backend
+	scope, node           string
+	ckpts, ckptFailures   atomic.Int64
+	ckptBytes, ckptMicros atomic.Int64
+	replayedN             atomic.Int64
+	ckptPeakBytes         atomic.Int64 // largest and slowest checkpoint (benchmarks)
+	ckptPeakMicros        atomic.Int64
+
 	// added, if set, is called when a message has been handled (a test
 	// hook: the clock may then move without racing the stage).
 	added func()
+	// committed, if set, is called after each durable checkpoint attempt
+	// with its error (a test hook).
+	committed func(error)
 }
 
 var windowReasons = [...]windowing.Reason{windowing.ReasonWatermark, windowing.ReasonIdle, windowing.ReasonSessionEnd,
@@ -168,6 +182,12 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 		if c.EventTime != nil {
 			w.holding += c.IdleTimeout
 		}
+	}
+	if env.State != nil {
+		// Durable state: a message is acked by the next checkpoint, not by
+		// its windows.
+		w.backend, w.scope, w.node = env.State, env.Pipeline+"/"+env.Node, env.Node
+		w.holding = env.State.CheckpointInterval()
 	}
 	return w, nil
 }

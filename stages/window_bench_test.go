@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/expr"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
 )
 
 // ackOutlet delivers (acks) every result at once and counts them.
@@ -34,10 +36,18 @@ func (o *ackOutlet) Drop(m *pipeline.Message, _ string)                   { m.Ac
 // sample, if set, is called every million messages.
 func runWindowBench(b *testing.B, n, users int, step time.Duration, size time.Duration, sample func(i int)) int64 {
 	b.Helper()
+	res, _ := runWindowBenchOn(b, nil, n, users, step, size, sample)
+	return res
+}
+
+// runWindowBenchOn is runWindowBench with durable state in store (nil:
+// in memory); messages then carry Kafka positions (one partition).
+func runWindowBenchOn(b *testing.B, store state.Backend, n, users int, step time.Duration, size time.Duration, sample func(i int)) (int64, *windowStage) {
+	b.Helper()
 	cfg := windowConfig{Type: "tumbling", Size: size, MaxOutOfOrder: time.Second, OnLate: "drop", MaxOpen: 1_000_000, MaxCollect: 10,
 		Key: celB(b, "msg.user"), EventTime: celB(b, "msg.ts"),
 		Aggregate: map[string]string{"total": "sum(msg.amount)", "n": "count()", "max": "max(msg.amount)"}}
-	st, err := newWindow(&cfg, component.Env{Clock: pipeline.SystemClock})
+	st, err := newWindow(&cfg, component.Env{Pipeline: "bench", Node: "win", Clock: pipeline.SystemClock, State: store, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +68,11 @@ func runWindowBench(b *testing.B, n, users int, step time.Duration, size time.Du
 		buf = append(buf, `,"ts":`...)
 		buf = strconv.AppendInt(buf, ts, 10)
 		buf = append(buf, '}')
-		in <- pipeline.NewMessage([]byte(string(buf)), ack)
+		m := pipeline.NewMessage([]byte(string(buf)), ack)
+		if store != nil {
+			m.Meta = map[string]string{"kafka_topic": "t", "kafka_partition": "0", "kafka_offset": strconv.Itoa(i)}
+		}
+		in <- m
 		if sample != nil && (i+1)%1_000_000 == 0 {
 			sample(i + 1)
 		}
@@ -70,7 +84,7 @@ func runWindowBench(b *testing.B, n, users int, step time.Duration, size time.Du
 	if acked.Load() != int64(n) {
 		b.Fatalf("acked %d of %d", acked.Load(), n)
 	}
-	return out.results.Load()
+	return out.results.Load(), st.(*windowStage)
 }
 
 func celB(b *testing.B, src string) *expr.Program {
@@ -122,4 +136,27 @@ func rssMiB() float64 {
 	}
 	pages, _ := strconv.ParseFloat(f[1], 64)
 	return pages * float64(os.Getpagesize()) / (1 << 20)
+}
+
+// BenchmarkWindowDurable: msgs/s of BenchmarkWindowKeyedTumbling's load
+// with the window state in memory, in Redis and in PostgreSQL
+// (checkpoint_interval 1s, every message positioned), and the cost of the
+// last checkpoint: go test -run x -bench WindowDurable -benchtime 3000000x ./stages/
+func BenchmarkWindowDurable(b *testing.B) {
+	stores := map[string]func(testing.TB) state.Backend{"memory": func(testing.TB) state.Backend { return nil }}
+	for name, open := range durableBackends(b) {
+		stores[name] = open
+	}
+	for _, name := range []string{"memory", "redis", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			_, w := runWindowBenchOn(b, stores[name](b), b.N, 10_000, time.Millisecond, time.Minute, nil)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			if name != "memory" {
+				b.ReportMetric(float64(w.ckpts.Load()), "checkpoints")
+				b.ReportMetric(float64(w.ckptPeakBytes.Load()), "bytes/largest-ckpt")
+				b.ReportMetric(float64(w.ckptPeakMicros.Load())/1000, "ms/slowest-ckpt")
+			}
+		})
+	}
 }

@@ -63,6 +63,14 @@ func (w *windowStage) Report() []pipeline.Figure {
 		figs = append(figs, pipeline.Figure{Name: "windows_closed", Help: "Windows emitted, by why they closed.",
 			Kind: pipeline.Counter, Label: "reason", LabelValue: string(r), Value: float64(w.closed[i].Load())})
 	}
+	if w.backend != nil {
+		figs = append(figs,
+			pipeline.Figure{Name: "checkpoints", Help: "Checkpoints committed to the state store.", Kind: pipeline.Counter, Value: float64(w.ckpts.Load())},
+			pipeline.Figure{Name: "checkpoint_failures", Help: "Checkpoint commits that failed (fenced, or the stop came first).", Kind: pipeline.Counter, Value: float64(w.ckptFailures.Load())},
+			pipeline.Figure{Name: "checkpoint_bytes", Help: "Size of the window state in the last checkpoint.", Kind: pipeline.Gauge, Value: float64(w.ckptBytes.Load())},
+			pipeline.Figure{Name: "checkpoint_seconds", Help: "Duration of the last checkpoint commit.", Kind: pipeline.Gauge, Value: float64(w.ckptMicros.Load()) / 1e6},
+			pipeline.Figure{Name: "replayed_skipped", Help: "Redelivered source messages skipped because a committed checkpoint holds them.", Kind: pipeline.Counter, Value: float64(w.replayedN.Load())})
+	}
 	return figs
 }
 

@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -23,6 +24,7 @@ type windowRun struct {
 	last   time.Time // arrival of the last message
 	clockT timer
 	earlyT timer
+	d      *durable             // nil without a state: block
 	warned map[string]time.Time // rate-limited warnings by kind
 }
 
@@ -53,20 +55,36 @@ func (t *timer) stop() {
 // final results at the end of input, partial ones ("final": false) at a
 // soft stop. At the hard stop it nacks every held message and returns an
 // error wrapping pipeline.ErrAbandoned if it held any.
+//
+// With durable state (window_durable.go) it first restores the engine from
+// the store, commits a checkpoint every checkpoint_interval, acks source
+// messages by checkpoint, and at a soft stop commits instead of emitting:
+// open windows stay in the store for the next run.
 func (w *windowStage) Run(ctx context.Context, in <-chan *pipeline.Message, out pipeline.Outlet) error {
-	e, err := windowing.New[*pipeline.Message](w.spec)
-	if err != nil {
-		return err
+	r := &windowRun{w: w, out: out, warned: map[string]time.Time{}}
+	if w.backend != nil {
+		d, e, err := w.openDurable(ctx)
+		if err != nil {
+			return err
+		}
+		r.d, r.e = d, e
+		r.last = w.clock.Now()
+		r.armClock()
+	} else {
+		e, err := windowing.New[*pipeline.Message](w.spec)
+		if err != nil {
+			return err
+		}
+		e.Dup = (*pipeline.Message).Copy
+		r.e = e
 	}
-	e.Dup = (*pipeline.Message).Copy
-	r := &windowRun{w: w, out: out, e: e, warned: map[string]time.Time{}}
 	defer r.clockT.stop()
 	defer r.earlyT.stop()
 	for {
 		var err error
 		select {
 		case <-ctx.Done():
-			return r.abandon()
+			return r.abandon(ctx.Err())
 		case m, ok := <-in:
 			if !ok {
 				return r.finish(ctx)
@@ -77,20 +95,26 @@ func (w *windowStage) Run(ctx context.Context, in <-chan *pipeline.Message, out 
 			if w.cfg.EventTime == nil {
 				reason = windowing.ReasonWatermark
 			}
-			err = r.emit(ctx, e.AdvanceClock(w.clock.Now().Sub(r.last), reason))
+			err = r.emit(ctx, r.e.AdvanceClock(w.clock.Now().Sub(r.last), reason))
 			r.armClock()
 		case <-r.earlyT.c:
 			r.earlyT.c = nil
-			for _, res := range e.Early() {
+			for _, res := range r.e.Early() {
 				w.early.Add(1)
 				if err = r.send(ctx, res); err != nil {
 					break
 				}
 			}
 			r.armEarly()
+		case <-r.d.tick():
+			err = r.d.checkpoint(ctx, w, r.e)
+			if w.committed != nil {
+				w.committed(err)
+			}
+			r.d.timer.set(w.clock, w.backend.CheckpointInterval())
 		}
 		if err != nil {
-			return r.abandon()
+			return r.abandon(err)
 		}
 	}
 }
@@ -107,6 +131,11 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		r.out.Fail(ctx, m, errBatch("window"))
 		return nil
 	}
+	if r.d.replayed(m) {
+		w.replayedN.Add(1)
+		m.Ack() // the committed state holds it already
+		return nil
+	}
 	now := w.clock.Now()
 	ev, err := w.event(m, now)
 	if err != nil {
@@ -119,6 +148,9 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		return nil
 	}
 	r.last = now
+	if r.d != nil && added.Windows > 0 {
+		r.d.fold(w, m)
+	}
 	if added.Windows == 0 {
 		w.late.Add(1)
 		lateErr := fmt.Errorf("event time %s is behind the watermark %s for every window it belongs to",
@@ -139,6 +171,9 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 // event evaluates m into an engine event.
 func (w *windowStage) event(m *pipeline.Message, now time.Time) (windowing.Event[*pipeline.Message], error) {
 	ev := windowing.Event[*pipeline.Message]{Member: m, Time: now.UnixNano(), Values: make([]any, len(w.args))}
+	if w.backend != nil {
+		ev.Member = nil // acked by the checkpoint, not by its windows
+	}
 	in := input(m)
 	defer keepDecoded(m, &in)
 	if w.cfg.Key != nil {
@@ -216,24 +251,42 @@ func eventTime(v any) (int64, error) {
 	return 0, fmt.Errorf("want a timestamp, an RFC 3339 string or epoch milliseconds, got %s", windowing.TypeName(v))
 }
 
-// finish emits every open window when in closed.
+// finish emits every open window when in closed. With durable state, a
+// soft stop commits them instead (the next run resumes them), and the end
+// of input emits them and then commits the empty state.
 func (r *windowRun) finish(ctx context.Context) error {
 	reason := windowing.ReasonEndOfInput
 	if pipeline.Stopping(ctx) {
 		reason = windowing.ReasonShutdown
 	}
-	res := r.e.Flush(reason)
-	if reason == windowing.ReasonShutdown && len(res) > 0 {
+	var res []result
+	if r.d == nil || reason == windowing.ReasonEndOfInput {
+		res = r.e.Flush(reason)
+	}
+	if r.d == nil && reason == windowing.ReasonShutdown && len(res) > 0 {
 		r.w.log.Info("window: soft stop without durable state: emitting open windows as partial results (\"final\": false)", "windows", len(res))
 	}
 	if err := r.emit(ctx, res); err != nil {
-		return r.abandon()
+		return r.abandon(err)
 	}
+	if r.d == nil {
+		return nil
+	}
+	if err := r.d.checkpoint(ctx, r.w, r.e); err != nil {
+		return r.abandon(err)
+	}
+	if reason == windowing.ReasonShutdown {
+		r.w.log.Info("window: soft stop: open windows committed to the state store, not emitted", "windows", r.e.Open(), "scope", r.w.scope)
+	}
+	r.d.release(nil)
 	return nil
 }
 
 // emit sends closed windows on, in order. It fails only at the hard stop.
 func (r *windowRun) emit(ctx context.Context, res []result) error {
+	if r.d != nil && len(res) > 0 {
+		r.d.dirty = true // windows closed
+	}
 	for i, x := range res {
 		r.w.closed[reasonIndex(x.Reason)].Add(1)
 		if x.Reason == windowing.ReasonEvicted {
@@ -258,8 +311,18 @@ func (r *windowRun) send(ctx context.Context, x result) error {
 		return nil
 	}
 	members := x.Members
+	var tracked func(error)
+	if r.d != nil {
+		tracked = r.d.track()
+	}
 	m := pipeline.NewMessage(body, func(err error) {
+		if tracked != nil {
+			tracked(err)
+		}
 		for _, mm := range members {
+			if mm == nil {
+				continue
+			}
 			if err == nil {
 				mm.Ack()
 			} else {
@@ -269,7 +332,7 @@ func (r *windowRun) send(ctx context.Context, x result) error {
 	})
 	m.Created = r.w.clock.Now()
 	reason := string(x.Reason)
-	if x.Members == nil && x.Reason != windowing.ReasonShutdown {
+	if !x.Final && x.Reason != windowing.ReasonShutdown {
 		reason = "early"
 	}
 	m.Meta = map[string]string{MetaWindowReason: reason}
@@ -278,7 +341,9 @@ func (r *windowRun) send(ctx context.Context, x result) error {
 
 func nackAll(ms []*pipeline.Message, err error) {
 	for _, m := range ms {
-		m.Nack(err)
+		if m != nil {
+			m.Nack(err)
+		}
 	}
 }
 
@@ -323,14 +388,22 @@ func (r *windowRun) warn(kind, msg string, args ...any) {
 	r.w.log.Warn("window: "+msg, args...)
 }
 
-// abandon nacks every held message at the hard stop.
-func (r *windowRun) abandon() error {
+// abandon nacks every held message at the hard stop, or when a durable
+// checkpoint failed (cause): the broker redelivers them and the next owner
+// replays them onto the last committed state.
+func (r *windowRun) abandon(cause error) error {
 	n := 0
 	for _, x := range r.e.Flush(windowing.ReasonShutdown) {
 		nackAll(x.Members, pipeline.ErrAbandoned)
 		n += len(x.Members)
 	}
 	r.w.open.Store(0)
+	if r.d != nil {
+		n = r.d.release(pipeline.ErrAbandoned)
+		if cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			return fmt.Errorf("%w (nacked %d messages folded since the last checkpoint)", cause, n)
+		}
+	}
 	if n == 0 {
 		return nil
 	}

@@ -5,9 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/pipeline/pipelinetest"
 )
@@ -33,40 +31,16 @@ func (s *heldSource) Read(ctx context.Context, out pipeline.Outlet) error {
 
 func TestWindowAtASoftStopEmitsOpenWindowsAsPartialResultsAndAcksTheirMembers(t *testing.T) {
 	// Given a window holding two open minutes when SIGTERM arrives,
-	cfg := spendConfig(t)
-	cfg.Type, cfg.OnLate, cfg.MaxOpen, cfg.MaxCollect = "tumbling", "drop", 100, 10
-	st, err := newWindow(&cfg, component.Env{Clock: pipelinetest.NewFakeClock(time.Unix(0, 0))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := st.(*windowStage)
 	acks := newAckLog()
 	src := &heldSource{bodies: []string{a1, b1}, acks: acks, sent: make(chan struct{})}
 	sink := &pipelinetest.Sink{}
-	p := pipeline.New("test")
-	for _, err := range []error{
-		p.AddSource("src", "test", src),
-		p.AddStage("window", "window", w, pipeline.NodeOptions{}),
-		p.AddSink("out", "test", sink, pipeline.NodeOptions{}),
-		p.Connect("src", "", "window"),
-		p.Connect("window", "", "out"),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Run(ctx) }()
-	<-src.sent
-	for w.open.Load() < 2 { // the stage has both (it stores the gauge after each message)
-		runtime.Gosched()
-	}
 	// when the pipeline stops softly,
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	w := runWindowPipeline(t, nil, src, sink, func(w *windowStage) {
+		<-src.sent
+		for w.open.Load() < 2 { // the stage has both (it stores the gauge after each message)
+			runtime.Gosched()
+		}
+	})
 	// then both windows go out marked "final": false, and their members
 	// are acked because those results were delivered.
 	got := sink.Bodies()

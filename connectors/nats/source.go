@@ -32,6 +32,7 @@ type sourceConfig struct {
 	MaxAckPending int            `pipe:"max_ack_pending" desc:"Most messages this process holds unacked; with create it is also the consumer's limit across processes." example:"1024" min:"1"`
 	NakDelay      time.Duration  `pipe:"nak_delay" desc:"Delay before the server redelivers a nacked message; 0 redelivers at once." example:"1s" min:"0"`
 	MaxDeliver    int            `pipe:"max_deliver" desc:"A message delivered more times than this goes to the dead-letter path (reason retries_exhausted) instead of downstream; 0 means no limit." example:"5" min:"0"`
+	Rewind        bool           `pipe:"rewind" desc:"With create: on start, if the durable consumer has messages delivered but not acked (a killed process held them), recreate it from its ack floor, so they come again first and in stream order instead of after ack_wait behind newer ones. Exactly-once windows need it (docs/scaling.md); use one process per durable." example:"true"`
 	MaxBytes      component.Size `pipe:"max_bytes" desc:"Largest accepted body; larger ones go to the dead-letter path (reason invalid_payload); 0 means no limit." example:"1MiB" min:"0"`
 }
 
@@ -67,6 +68,9 @@ var (
 )
 
 func newSource(c *sourceConfig, env component.Env) (pipeline.Source, error) {
+	if c.Rewind && !c.Create {
+		return nil, &component.FieldError{Path: []string{"rewind"}, Err: errors.New("rewind recreates the consumer: it needs create: true")}
+	}
 	return &source{
 		cfg:    *c,
 		name:   env.Pipeline + "/" + env.Node,
@@ -244,14 +248,46 @@ func (s *source) setup(ctx context.Context, js jetstream.JetStream) (jetstream.C
 			return nil, fmt.Errorf("stream %s: %w", s.cfg.Stream, err)
 		}
 	}
-	return js.CreateOrUpdateConsumer(ctx, s.cfg.Stream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
 		MaxAckPending: s.cfg.MaxAckPending,
 		MaxDeliver:    -1,
 		FilterSubject: s.cfg.FilterSubject,
-	})
+	}
+	if s.cfg.Rewind {
+		return s.rewind(ctx, js, cfg)
+	}
+	return js.CreateOrUpdateConsumer(ctx, s.cfg.Stream, cfg)
+}
+
+// rewind binds to the durable consumer, first recreating it from its ack
+// floor when messages are delivered but unacked: like a Kafka consumer
+// restarting at its committed offset, the next pulls then replay in stream
+// order from the first unacked message.
+func (s *source) rewind(ctx context.Context, js jetstream.JetStream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c, err := js.Consumer(ctx, s.cfg.Stream, s.cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return js.CreateConsumer(ctx, s.cfg.Stream, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.NumAckPending == 0 && info.NumRedelivered == 0 {
+		return c, nil
+	}
+	if err := js.DeleteConsumer(ctx, s.cfg.Stream, s.cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, err
+	}
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
+	s.logger.Info("nats: rewound the durable consumer to its ack floor", "stream", s.cfg.Stream, "durable", s.cfg.Durable,
+		"from_seq", cfg.OptStartSeq, "unacked", info.NumAckPending)
+	return js.CreateConsumer(ctx, s.cfg.Stream, cfg)
 }
 
 // pause waits a second between retries, or until ctx ends.
