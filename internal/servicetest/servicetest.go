@@ -5,7 +5,10 @@
 package servicetest
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -17,4 +20,26 @@ func Unavailable(t testing.TB, service string, err error) {
 		t.Fatalf("%s is required (PIPE_REQUIRE_SERVICES=1): %v", service, err)
 	}
 	t.Skipf("%s is not reachable: %v (PIPE_REQUIRE_SERVICES=1 makes this a failure)", service, err)
+}
+
+// RunWithPipe builds the pipe binary once into a temporary directory, sets
+// *bin to its path, runs m and removes it: the TestMain of packages that
+// start real `pipe run` processes. It exits the process with m's code.
+func RunWithPipe(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "pipe-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		os.Exit(1)
+	}
+	*bin = filepath.Join(dir, "pipe")
+	build := exec.Command("go", "build", "-o", *bin, "github.com/pipe-dsl/pipe/cmd/pipe")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build pipe:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

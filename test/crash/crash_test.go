@@ -33,22 +33,7 @@ const keys = 7
 // pipeBin is the pipe binary, built once.
 var pipeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "crash")
-	if err != nil {
-		panic(err)
-	}
-	pipeBin = filepath.Join(dir, "pipe")
-	build := exec.Command("go", "build", "-o", pipeBin, "github.com/pipe-dsl/pipe/cmd/pipe")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pipe:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servicetest.RunWithPipe(m, &pipeBin) }
 
 // defaultN is the number of input messages: small in the normal test
 // suite, large with -tags crash (crash_large_test.go).

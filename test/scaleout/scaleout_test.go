@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pipe-dsl/pipe/internal/servicetest"
 )
 
 // messages is how many messages each run publishes; SCALEOUT_N overrides.
@@ -32,22 +34,7 @@ func messages() int {
 // pipeBin is the pipe binary, built once.
 var pipeBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scaleout")
-	if err != nil {
-		panic(err)
-	}
-	pipeBin = filepath.Join(dir, "pipe")
-	build := exec.Command("go", "build", "-o", pipeBin, "github.com/pipe-dsl/pipe/cmd/pipe")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pipe:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servicetest.RunWithPipe(m, &pipeBin) }
 
 func TestScaleoutJetStream(t *testing.T) {
 	scaleout(t, func(t *testing.T) broker { return newJetStream(t) })
