@@ -99,21 +99,7 @@ state:
   checkpoint_interval: 200ms
 source:
   nats_jetstream: {stream: CRASH_%s, durable: win, create: true, rewind: true, ack_wait: 30s, max_ack_pending: 100000}
-stages:
-  - window:
-      type: tumbling
-      size: 1s
-      key: msg.k
-      event_time: msg.ts
-      aggregate: {n: count(), s: sum(msg.v)}
-sink:
-  postgres:
-    dsn: %q
-    table: crash_out_%s
-    columns: {key: msg.key, window_start: msg.window_start, n: msg.n, s: msg.s}
-    on_conflict: [key, window_start]
-    update: [n, s]
-`, id, stateBlock(id), id, pgDSN, id)
+`, id, stateBlock(id), id) + windowToTable(id)
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -343,4 +329,25 @@ func (o *outTable) rows(t *testing.T) map[string]agg {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// windowToTable is the stages and sink every crash pipeline shares: a keyed
+// 1 s event-time window upserted into crash_out_<id> by (key, window_start),
+// the idempotent write exactly-once results need.
+func windowToTable(id string) string {
+	return fmt.Sprintf(`stages:
+  - window:
+      type: tumbling
+      size: 1s
+      key: msg.k
+      event_time: msg.ts
+      aggregate: {n: count(), s: sum(msg.v)}
+sink:
+  postgres:
+    dsn: %q
+    table: crash_out_%s
+    columns: {key: msg.key, window_start: msg.window_start, n: msg.n, s: msg.s}
+    on_conflict: [key, window_start]
+    update: [n, s]
+`, pgDSN, id)
 }

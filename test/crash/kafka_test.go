@@ -62,21 +62,7 @@ state:
   checkpoint_interval: 200ms
 source:
   kafka: {brokers: [%q], topics: [%s], group: win, start: earliest, commit_interval: 100ms}
-stages:
-  - window:
-      type: tumbling
-      size: 1s
-      key: msg.k
-      event_time: msg.ts
-      aggregate: {n: count(), s: sum(msg.v)}
-sink:
-  postgres:
-    dsn: %q
-    table: crash_out_%s
-    columns: {key: msg.key, window_start: msg.window_start, n: msg.n, s: msg.s}
-    on_conflict: [key, window_start]
-    update: [n, s]
-`, id, prefix, c.ListenAddrs()[0], topic, pgDSN, id)
+`, id, prefix, c.ListenAddrs()[0], topic) + windowToTable(id)
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
