@@ -3,6 +3,8 @@ package dsl
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pipe-dsl/pipe/internal/editdist"
 )
 
 // Suggest returns the candidate closest to word, for "did you mean"
@@ -32,42 +34,16 @@ func Suggest(word string, candidates []string) string {
 			continue
 		}
 		lc := []rune(strings.ToLower(c))
-		d := sugDistance(w, lc)
+		d := editdist.Runes(w, lc)
 		// Two or more edits suggest only a word that starts the same:
 		// "retries" is not "metrics".
 		if d > bestDist || d > 1 && lc[0] != w[0] {
 			continue
 		}
-		exact := sugDistance([]rune(word), []rune(c))
+		exact := editdist.Runes([]rune(word), []rune(c))
 		if d < bestDist || exact < bestExact {
 			best, bestDist, bestExact = c, d, exact
 		}
 	}
 	return best
-}
-
-// sugDistance is the optimal-string-alignment distance between a and b.
-func sugDistance(a, b []rune) int {
-	// Three rolling rows: two back (for swaps), previous, current.
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }

@@ -37,25 +37,6 @@ func TestSuggest(t *testing.T) {
 	}
 }
 
-func TestSugDistance(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0},
-		{"abc", "", 3},
-		{"", "abc", 3},
-		{"abc", "abc", 0},
-		{"abc", "acb", 1},
-		{"kitten", "sitting", 3},
-		{"ca", "abc", 3}, // optimal string alignment, not unrestricted
-	} {
-		if got := sugDistance([]rune(tc.a), []rune(tc.b)); got != tc.want {
-			t.Errorf("sugDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
-
 func BenchmarkSuggest(b *testing.B) {
 	keys := []string{"name", "version", "source", "sources", "stages", "sink", "sinks", "inputs", "dead_letter", "buffer", "drain_timeout"}
 	for b.Loop() {

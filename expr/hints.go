@@ -3,6 +3,8 @@ package expr
 import (
 	"regexp"
 	"strings"
+
+	"github.com/pipe-dsl/pipe/internal/editdist"
 )
 
 // undeclared matches cel-go's message for an unknown identifier.
@@ -43,7 +45,7 @@ func nearestVariable(name string, vars []string) string {
 		if v == name {
 			continue
 		}
-		if d := editDistance(lower, v); d < bestDist {
+		if d := editdist.Runes([]rune(lower), []rune(v)); d < bestDist {
 			best, bestDist = v, d
 		}
 	}
@@ -67,30 +69,4 @@ func subsequence(short, long string) bool {
 		}
 	}
 	return i == len(short)
-}
-
-// editDistance is the optimal-string-alignment distance between a and b
-// (bytes: variable names are ASCII).
-func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
