@@ -118,4 +118,6 @@ type Backend interface {
 	OpenShared() (Shared, error)
 	// OpenLimiter fails with ErrNoLimiter where the store has none.
 	OpenLimiter() (Limiter, error)
+	// OpenLeases returns the leases replicas divide partitions with.
+	OpenLeases() (Leases, error)
 }

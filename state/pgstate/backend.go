@@ -26,8 +26,9 @@ type Backend struct {
 	// DSN is a libpq URL or key=value string; it may hold a password, so
 	// it is never printed.
 	DSN string
-	// Table names the checkpoint table; <table>_meta holds epochs and
-	// <table>_keys dedupe claims. Default pipe_state.
+	// Table names the checkpoint table; <table>_meta holds epochs,
+	// <table>_keys dedupe claims and <table>_leases partition leases.
+	// Default pipe_state.
 	Table string
 	// Interval is checkpoint_interval; 0 means the default.
 	Interval time.Duration
@@ -76,7 +77,7 @@ func (b *Backend) db() (*db, error) {
 		return nil, err
 	}
 	q := func(suffix string) string { return pgx.Identifier(strings.Split(table+suffix, ".")).Sanitize() }
-	return &db{dsn: b.DSN, cp: q(""), meta: q("_meta"), keys: q("_keys")}, nil
+	return &db{dsn: b.DSN, cp: q(""), meta: q("_meta"), keys: q("_keys"), leases: q("_leases")}, nil
 }
 
 // OpenStore returns the checkpoint store.
@@ -106,6 +107,7 @@ func (b *Backend) OpenLimiter() (state.Limiter, error) {
 type db struct {
 	dsn            string
 	cp, meta, keys string
+	leases         string
 	mu             sync.Mutex
 	pool           *pgxpool.Pool
 	ready          bool
@@ -128,7 +130,8 @@ func (d *db) get(ctx context.Context) (*pgxpool.Pool, error) {
 	if !d.ready {
 		ddl := `CREATE TABLE IF NOT EXISTS ` + d.cp + ` (scope text NOT NULL, kind text NOT NULL, name text NOT NULL, value bytea NOT NULL, PRIMARY KEY (scope, kind, name));
 CREATE TABLE IF NOT EXISTS ` + d.meta + ` (scope text PRIMARY KEY, epoch bigint NOT NULL, seq bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS ` + d.keys + ` (key text PRIMARY KEY, token text NOT NULL, expires_at timestamptz)`
+CREATE TABLE IF NOT EXISTS ` + d.keys + ` (key text PRIMARY KEY, token text NOT NULL, expires_at timestamptz);
+CREATE TABLE IF NOT EXISTS ` + d.leases + ` (grp text NOT NULL, name text NOT NULL, owner text NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (grp, name))`
 		if _, err := d.pool.Exec(ctx, ddl); err != nil && !raced(err) {
 			return nil, fmt.Errorf("create state tables: %w", err)
 		}
@@ -151,4 +154,13 @@ func (d *db) close() error {
 		d.pool = nil
 	}
 	return nil
+}
+
+// OpenLeases returns the partition leases.
+func (b *Backend) OpenLeases() (state.Leases, error) {
+	d, err := b.db()
+	if err != nil {
+		return nil, err
+	}
+	return &Leases{d}, nil
 }

@@ -40,7 +40,7 @@ func backend(t testing.TB) storetest.Backend {
 			t.Cleanup(func() {
 				ctx := context.Background()
 				if c, err := pgx.Connect(ctx, dsn(target)); err == nil {
-					c.Exec(ctx, "DROP TABLE IF EXISTS "+table+", "+table+"_meta, "+table+"_keys")
+					c.Exec(ctx, "DROP TABLE IF EXISTS "+table+", "+table+"_meta, "+table+"_keys, "+table+"_leases")
 					c.Close(ctx)
 				}
 			})
@@ -50,5 +50,6 @@ func backend(t testing.TB) storetest.Backend {
 }
 
 func TestStore(t *testing.T)       { storetest.RunStore(t, backend(t)) }
+func TestLeases(t *testing.T)      { storetest.RunLeases(t, backend(t)) }
 func BenchmarkCommit(b *testing.B) { storetest.BenchCommit(b, backend(b)) }
 func BenchmarkClaim(b *testing.B)  { storetest.BenchClaim(b, backend(b)) }

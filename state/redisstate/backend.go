@@ -87,3 +87,12 @@ func (b *Backend) OpenLimiter() (state.Limiter, error) {
 	}
 	return &Limiter{rdb: rdb, lim: redis_rate.NewLimiter(rdb), prefix: b.Prefix}, nil
 }
+
+// OpenLeases returns the partition leases.
+func (b *Backend) OpenLeases() (state.Leases, error) {
+	rdb, err := b.client()
+	if err != nil {
+		return nil, err
+	}
+	return &Leases{rdb: rdb, prefix: b.Prefix}, nil
+}

@@ -46,5 +46,6 @@ func backend(t testing.TB) storetest.Backend {
 }
 
 func TestStore(t *testing.T)       { storetest.RunStore(t, backend(t)) }
+func TestLeases(t *testing.T)      { storetest.RunLeases(t, backend(t)) }
 func BenchmarkCommit(b *testing.B) { storetest.BenchCommit(b, backend(b)) }
 func BenchmarkClaim(b *testing.B)  { storetest.BenchClaim(b, backend(b)) }
