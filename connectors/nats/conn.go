@@ -23,6 +23,10 @@ const (
 	MetaStreamSeq   = "nats_stream_seq"
 	MetaConsumerSeq = "nats_consumer_seq"
 	MetaDelivered   = "nats_delivered"
+	// MetaPartition is the partition number (decimal) of a message read
+	// by a partitioned source (partitions > 0); the durable window keys
+	// its state per partition by it.
+	MetaPartition = "nats_partition"
 )
 
 // metaPrefix marks the keys the source derives from delivery; the sink does

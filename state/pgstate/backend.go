@@ -27,7 +27,8 @@ type Backend struct {
 	// it is never printed.
 	DSN string
 	// Table names the checkpoint table; <table>_meta holds epochs,
-	// <table>_keys dedupe claims and <table>_leases partition leases.
+	// <table>_keys dedupe claims and <table>_leases partition leases
+	// (created only when leases are used).
 	// Default pipe_state.
 	Table string
 	// Interval is checkpoint_interval; 0 means the default.
@@ -111,6 +112,7 @@ type db struct {
 	mu             sync.Mutex
 	pool           *pgxpool.Pool
 	ready          bool
+	leasesReady    bool
 }
 
 // get opens the pool and creates the tables on first use.
@@ -130,14 +132,32 @@ func (d *db) get(ctx context.Context) (*pgxpool.Pool, error) {
 	if !d.ready {
 		ddl := `CREATE TABLE IF NOT EXISTS ` + d.cp + ` (scope text NOT NULL, kind text NOT NULL, name text NOT NULL, value bytea NOT NULL, PRIMARY KEY (scope, kind, name));
 CREATE TABLE IF NOT EXISTS ` + d.meta + ` (scope text PRIMARY KEY, epoch bigint NOT NULL, seq bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS ` + d.keys + ` (key text PRIMARY KEY, token text NOT NULL, expires_at timestamptz);
-CREATE TABLE IF NOT EXISTS ` + d.leases + ` (grp text NOT NULL, name text NOT NULL, owner text NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (grp, name))`
+CREATE TABLE IF NOT EXISTS ` + d.keys + ` (key text PRIMARY KEY, token text NOT NULL, expires_at timestamptz)`
 		if _, err := d.pool.Exec(ctx, ddl); err != nil && !raced(err) {
 			return nil, fmt.Errorf("create state tables: %w", err)
 		}
 		d.ready = true
 	}
 	return d.pool, nil
+}
+
+// getLeases is get, and creates the lease table on first use (only
+// pipelines with partitioned sources have one).
+func (d *db) getLeases(ctx context.Context) (*pgxpool.Pool, error) {
+	pool, err := d.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.leasesReady {
+		ddl := `CREATE TABLE IF NOT EXISTS ` + d.leases + ` (grp text NOT NULL, name text NOT NULL, owner text NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (grp, name))`
+		if _, err := pool.Exec(ctx, ddl); err != nil && !raced(err) {
+			return nil, fmt.Errorf("create lease table: %w", err)
+		}
+		d.leasesReady = true
+	}
+	return pool, nil
 }
 
 // raced reports a concurrent CREATE TABLE IF NOT EXISTS by another process.

@@ -21,7 +21,7 @@ var _ state.Leases = (*Leases)(nil)
 // Acquire inserts the lease, or takes it over when it expired or is
 // already owner's; no row returned means another owner holds it.
 func (l *Leases) Acquire(ctx context.Context, group, name, owner string, ttl time.Duration) (bool, error) {
-	pool, err := l.d.get(ctx)
+	pool, err := l.d.getLeases(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -42,7 +42,7 @@ RETURNING owner`, group, name, owner, ttl.Milliseconds()).Scan(&got)
 
 // Renew extends the lease only while owner holds it unexpired.
 func (l *Leases) Renew(ctx context.Context, group, name, owner string, ttl time.Duration) (bool, error) {
-	pool, err := l.d.get(ctx)
+	pool, err := l.d.getLeases(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -56,7 +56,7 @@ WHERE grp = $1 AND name = $2 AND owner = $3 AND expires_at > clock_timestamp()`,
 
 // Release deletes the lease if owner holds it.
 func (l *Leases) Release(ctx context.Context, group, name, owner string) error {
-	pool, err := l.d.get(ctx)
+	pool, err := l.d.getLeases(ctx)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (l *Leases) Release(ctx context.Context, group, name, owner string) error {
 
 // Holders lists the group's unexpired leases.
 func (l *Leases) Holders(ctx context.Context, group string) (map[string]string, error) {
-	pool, err := l.d.get(ctx)
+	pool, err := l.d.getLeases(ctx)
 	if err != nil {
 		return nil, err
 	}

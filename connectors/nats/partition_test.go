@@ -1,0 +1,178 @@
+package nats_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
+	"github.com/pipe-dsl/pipe/dsl"
+	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state/redisstate"
+)
+
+// got is what one replica's sink received: partition meta by subject,
+// and the partitions it saw.
+type got struct {
+	mu    sync.Mutex
+	n     int
+	parts map[string]int // nats_partition -> messages
+	bad   []string
+}
+
+func (g *got) Write(_ context.Context, m *pipeline.Message) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n++
+	p := m.Meta["nats_partition"]
+	if sub := m.Meta["nats_subject"]; !strings.Contains(sub, "."+p+".") {
+		g.bad = append(g.bad, fmt.Sprintf("subject %s has nats_partition %q", sub, p))
+	}
+	g.parts[p]++
+	return nil
+}
+
+// take returns and resets what was received.
+func (g *got) take() (int, map[string]int, []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, parts, bad := g.n, g.parts, g.bad
+	g.n, g.parts, g.bad = 0, map[string]int{}, nil
+	return n, parts, bad
+}
+
+func (g *got) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
+}
+
+// waitFor polls cond every 20ms for up to 20s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestTwoReplicasSplitAPartitionedStreamAndOneTakesAllWhenTheOtherStops(t *testing.T) {
+	js := server(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		conntest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
+	}
+	in := unique(t)
+	newStream(t, js, in)
+	prefix := "pipe-test:" + in + ":"
+	t.Cleanup(func() {
+		if ks, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(ks) > 0 {
+			rdb.Del(context.Background(), ks...)
+		}
+	})
+	leases, _ := (&redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix}).OpenLeases()
+	t.Cleanup(func() { leases.Close() })
+	// owners maps each replica to how many partitions it holds.
+	owners := func() map[string]int {
+		h, err := leases.Holders(t.Context(), "nats:"+in+"/win")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for name, owner := range h {
+			if strings.HasPrefix(name, "part/") {
+				out[owner]++
+			}
+		}
+		return out
+	}
+	yaml := fmt.Sprintf(`
+name: replicas
+state:
+  redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}
+source:
+  nats_jetstream: {stream: %s, durable: win, create: true, rewind: true, partitions: 4,
+    partition_subject: "%s.{partition}.>", lease_ttl: 1s, fetch_wait: 100ms}
+sink:
+  drop: {}
+`, prefix, in, in)
+	a, b := &got{parts: map[string]int{}}, &got{parts: map[string]int{}}
+	stopA := start(t, compile(t, yaml, map[string]pipeline.Sink{"sink": a}))
+	stopB := start(t, compile(t, yaml, map[string]pipeline.Sink{"sink": b}))
+	waitFor(t, "two replicas with two partitions each", func() bool {
+		o := owners()
+		return len(o) == 2 && slices.Equal(slices.Collect(maps.Values(o)), []int{2, 2})
+	})
+	publishAll := func() {
+		for p := range 4 {
+			publish(t, js, fmt.Sprintf("%s.%d.ev", in, p), bodies(fmt.Sprint("p", p), 25))
+		}
+	}
+	// Given both replicas hold two partitions, every message goes to the
+	// one replica that holds its partition.
+	publishAll()
+	waitFor(t, "100 messages", func() bool { return a.count()+b.count() >= 100 })
+	na, pa, bad := a.take()
+	nb, pb, badB := b.take()
+	if bad = append(bad, badB...); len(bad) > 0 {
+		t.Fatal(bad)
+	}
+	if na+nb != 100 || len(pa) != 2 || len(pb) != 2 {
+		t.Fatalf("a got %d messages of partitions %v, b %d of %v; want 100 split 2 and 2", na, pa, nb, pb)
+	}
+	for p, n := range pa {
+		if pb[p] != 0 || n != 25 {
+			t.Fatalf("partition %s: a got %d, b %d; want all 25 to one replica", p, n, pb[p])
+		}
+	}
+	// When a stops, b takes every partition at once (a released them) and
+	// gets everything published next.
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to hold all four partitions", func() bool {
+		o := owners()
+		return len(o) == 1 && slices.Equal(slices.Collect(maps.Values(o)), []int{4})
+	})
+	publishAll()
+	waitFor(t, "100 more messages at b", func() bool { return b.count() >= 100 })
+	if n, parts, bad := b.take(); n != 100 || len(parts) != 4 || len(bad) > 0 {
+		t.Fatalf("b got %d messages of partitions %v (%v), want 100 of all 4", n, parts, bad)
+	}
+	for p := range 4 {
+		settled(t, js, in, fmt.Sprintf("win-%d", p))
+	}
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	if a.count() != 0 {
+		t.Fatalf("a got %d messages after it stopped", a.count())
+	}
+}
+
+func TestPartitionsConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{`nats_jetstream: {stream: s, durable: d, partitions: 4, partition_subject: "s.{partition}.>"}`, "add a top-level state: block"},
+		{`nats_jetstream: {stream: s, durable: d, partitions: 4, partition_subject: "s.>"}`, "{partition} placeholder"},
+		{`nats_jetstream: {stream: s, durable: d, partition_subject: "s.{partition}"}`, "partition_subject needs partitions"},
+	} {
+		c, err := dsl.Parse("p.yaml", []byte("name: p\nsource:\n  "+tc.src+"\nsink:\n  drop: {}\n"), nil)
+		if err == nil {
+			_, err = dsl.Compile(c, nil)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.src, err, tc.want)
+		}
+	}
+}
