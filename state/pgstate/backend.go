@@ -160,10 +160,11 @@ func (d *db) getLeases(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// raced reports a concurrent CREATE TABLE IF NOT EXISTS by another process.
+// raced reports a concurrent CREATE TABLE IF NOT EXISTS by another process
+// (unique violation in the catalog, table or its row type already there).
 func raced(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07")
+	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07" || pe.Code == "42710")
 }
 
 func (d *db) close() error {
