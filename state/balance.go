@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pipe-dsl/pipe/pipeline"
@@ -27,7 +28,8 @@ import (
 //   - a replica that dies renews nothing: its leases expire after TTL and
 //     the others take its partitions (takeover time TTL plus one round).
 //
-// A Balancer is driven by Run (or by Round, in tests) from one goroutine.
+// A Balancer is driven by Run (or by Round, in tests); Held, Stats and
+// ReleaseAll may be called from any goroutine.
 type Balancer struct {
 	Leases     Leases
 	Group      string
@@ -44,7 +46,40 @@ type Balancer struct {
 	// acked), so its lease can be handed over without redeliveries.
 	Idle func(p int) bool
 
-	held map[int]*lease
+	mu      sync.Mutex // one round at a time; guards held and closed
+	held    map[int]*lease
+	closed  bool // released: play no more rounds
+	failing bool // a store error was logged, its recovery not yet
+	stats   BalancerStats
+}
+
+// BalancerStats counts what a Balancer did.
+type BalancerStats struct {
+	// Held is the number of partitions consumed now.
+	Held int
+	// Acquired, Lost and HandedOver count partitions taken, stopped
+	// because their lease was lost, and handed back to a joining replica.
+	Acquired, Lost, HandedOver int64
+}
+
+// Stats returns the counters.
+func (b *Balancer) Stats() BalancerStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.stats
+	st.Held = len(b.active())
+	return st
+}
+
+// Report is the balancer's figures for its node's Report.
+func (b *Balancer) Report() []pipeline.Figure {
+	st := b.Stats()
+	return []pipeline.Figure{
+		{Name: "partitions_held", Help: "Partitions this replica consumes now.", Kind: pipeline.Gauge, Value: float64(st.Held)},
+		{Name: "partitions_acquired", Help: "Partition leases this replica took.", Value: float64(st.Acquired)},
+		{Name: "partitions_lost", Help: "Partitions stopped because their lease was lost (expired or taken).", Value: float64(st.Lost)},
+		{Name: "partitions_handed_over", Help: "Partitions handed back so a joining replica gets its share.", Value: float64(st.HandedOver)},
+	}
 }
 
 type lease struct {
@@ -62,6 +97,12 @@ const (
 // Held returns the partitions this replica consumes now (not draining),
 // in order.
 func (b *Balancer) Held() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.active()
+}
+
+func (b *Balancer) active() []int {
 	var ps []int
 	for p, l := range b.held {
 		if !l.draining {
@@ -77,6 +118,8 @@ func (b *Balancer) Held() []int {
 // was read is resolved.
 func (b *Balancer) Run(ctx context.Context) {
 	defer func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
 		for p, l := range b.held {
 			if !l.draining {
 				b.Stop(p)
@@ -99,19 +142,33 @@ func (b *Balancer) Run(ctx context.Context) {
 // towards its fair share. Store errors are logged; a lease not renewed
 // for TTL/2 is given up before it can expire under a running consumer.
 func (b *Balancer) Round(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
 	if b.held == nil {
 		b.held = map[int]*lease{}
 	}
+	var storeErr error
 	now := b.Clock.Now()
+	defer func(stopping func() error) {
+		if stopping() == nil || storeErr == nil { // not an error of the stop
+			b.logStore(storeErr)
+		}
+	}(ctx.Err)
 	ctx, cancel := context.WithTimeout(ctx, b.TTL/3)
 	defer cancel()
 	member, err := b.Leases.Acquire(ctx, b.Group, MemberPrefix+b.Owner, b.Owner, b.TTL)
 	if err != nil {
-		b.Logger.Warn("lease store: heartbeat failed", "group", b.Group, "err", err)
+		storeErr = err
 	}
 	for _, p := range b.sorted() {
 		l := b.held[p]
 		ok, err := b.Leases.Renew(ctx, b.Group, part(p), b.Owner, b.TTL)
+		if err != nil {
+			storeErr = err
+		}
 		switch {
 		case err == nil && ok:
 			l.renewed = now
@@ -122,12 +179,13 @@ func (b *Balancer) Round(ctx context.Context) {
 		b.Logger.Warn("lease lost; partition stopped", "group", b.Group, "partition", p, "err", err)
 		if !l.draining {
 			b.Stop(p)
+			b.stats.Lost++
 		}
 		delete(b.held, p)
 	}
 	holders, err := b.Leases.Holders(ctx, b.Group)
 	if err != nil {
-		b.Logger.Warn("lease store: listing leases failed", "group", b.Group, "err", err)
+		storeErr = err
 		return
 	}
 	var members []string
@@ -141,21 +199,22 @@ func (b *Balancer) Round(ctx context.Context) {
 	}
 	slices.Sort(members)
 	fair := (b.Partitions + len(members) - 1) / len(members)
-	active := len(b.Held())
+	active := len(b.active())
 	// Hand back the surplus, highest partitions first.
-	for _, p := range slices.Backward(b.Held()) {
+	for _, p := range slices.Backward(b.active()) {
 		if active <= fair {
 			break
 		}
 		b.Stop(p)
 		b.held[p].draining, b.held[p].since = true, now
+		b.stats.HandedOver++
 		active--
 		b.Logger.Info("handing a partition over to a new replica", "group", b.Group, "partition", p, "replicas", len(members))
 	}
 	for _, p := range b.sorted() {
 		if l := b.held[p]; l.draining && (b.Idle(p) || now.Sub(l.since) >= b.TTL) {
 			if err := b.Leases.Release(ctx, b.Group, part(p), b.Owner); err != nil {
-				b.Logger.Warn("lease store: release failed; the lease will expire", "group", b.Group, "partition", p, "err", err)
+				storeErr = err // the lease will expire
 			}
 			delete(b.held, p)
 		}
@@ -165,24 +224,44 @@ func (b *Balancer) Round(ctx context.Context) {
 	start := slices.Index(members, b.Owner) * b.Partitions / len(members)
 	for i := 0; i < b.Partitions && active < fair; i++ {
 		p := (start + i) % b.Partitions
-		if _, taken := holders[part(p)]; taken || b.held[p] != nil {
+		if owner, taken := holders[part(p)]; taken && owner != b.Owner || b.held[p] != nil {
 			continue
 		}
 		ok, err := b.Leases.Acquire(ctx, b.Group, part(p), b.Owner, b.TTL)
+		if err != nil {
+			storeErr = err
+		}
 		if err != nil || !ok {
 			continue
 		}
 		b.held[p] = &lease{renewed: now}
+		b.stats.Acquired++
 		active++
 		b.Logger.Info("partition acquired", "group", b.Group, "partition", p, "replicas", len(members))
 		b.Start(p)
 	}
 }
 
+// logStore logs a store outage once, and its end.
+func (b *Balancer) logStore(err error) {
+	switch {
+	case err != nil && !b.failing:
+		b.failing = true
+		b.Logger.Warn("lease store unreachable; holding what is held until lease_ttl/2 without renewal, taking nothing new", "group", b.Group, "err", err)
+	case err == nil && b.failing:
+		b.failing = false
+		b.Logger.Info("lease store reachable again", "group", b.Group)
+	}
+}
+
 // ReleaseAll releases every lease this replica holds, its membership
 // included, so the others take its partitions at once instead of after
-// TTL. Call it after Run returned.
+// TTL; no round runs after it. Call it once what the partitions read is
+// resolved (Run has stopped them).
 func (b *Balancer) ReleaseAll(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
 	for p := range b.held {
 		_ = b.Leases.Release(ctx, b.Group, part(p), b.Owner)
 	}

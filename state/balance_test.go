@@ -153,3 +153,63 @@ func TestReleaseAllHandsPartitionsOverAtOnce(t *testing.T) {
 		t.Fatalf("after a released, b consumes %s", got)
 	}
 }
+
+// failingLeases fails every call while down is set.
+type failingLeases struct {
+	state.Leases
+	down bool
+}
+
+var errStore = fmt.Errorf("dial tcp: connection refused")
+
+func (f *failingLeases) Acquire(ctx context.Context, g, n, o string, ttl time.Duration) (bool, error) {
+	if f.down {
+		return false, errStore
+	}
+	return f.Leases.Acquire(ctx, g, n, o, ttl)
+}
+
+func (f *failingLeases) Renew(ctx context.Context, g, n, o string, ttl time.Duration) (bool, error) {
+	if f.down {
+		return false, errStore
+	}
+	return f.Leases.Renew(ctx, g, n, o, ttl)
+}
+
+func (f *failingLeases) Holders(ctx context.Context, g string) (map[string]string, error) {
+	if f.down {
+		return nil, errStore
+	}
+	return f.Leases.Holders(ctx, g)
+}
+
+func TestWhileTheStoreIsDownAReplicaStopsItsPartitionsBeforeTheirLeasesCanExpire(t *testing.T) {
+	ctx := context.Background()
+	clock := pipelinetest.NewFakeClock(time.Unix(1000, 0))
+	leases := &failingLeases{Leases: &state.MemLeases{Clock: clock}}
+	a := newReplica(leases, clock, "a", 2)
+	a.b.Round(ctx)
+	leases.down = true
+	// One round without renewal (1s of a 3s TTL): a keeps consuming.
+	clock.Advance(time.Second)
+	a.b.Round(ctx)
+	if len(a.running) != 2 {
+		t.Fatalf("after one failed renewal a consumes %v, want both still", a.consuming())
+	}
+	// TTL/2 without renewal: a stops, with a second of its lease to spare.
+	clock.Advance(600 * time.Millisecond)
+	a.b.Round(ctx)
+	if len(a.running) != 0 {
+		t.Fatalf("after TTL/2 unrenewed a consumes %v, want none", a.consuming())
+	}
+	if st := a.b.Stats(); st.Acquired != 2 || st.Lost != 2 || st.Held != 0 {
+		t.Fatalf("stats %+v, want 2 acquired, 2 lost, none held", st)
+	}
+	// Back up: a takes them again.
+	leases.down = false
+	clock.Advance(time.Second)
+	a.b.Round(ctx)
+	if len(a.running) != 2 {
+		t.Fatalf("with the store back a consumes %v, want both", a.consuming())
+	}
+}

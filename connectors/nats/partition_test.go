@@ -54,6 +54,21 @@ func (g *got) count() int {
 	return g.n
 }
 
+// figure returns the source's figure named name (-1: none).
+func figure(stats []pipeline.NodeStats, name string) float64 {
+	for _, n := range stats {
+		if n.Name != "source" {
+			continue
+		}
+		for _, f := range n.Figures {
+			if f.Name == name {
+				return f.Value
+			}
+		}
+	}
+	return -1
+}
+
 // waitFor polls cond every 20ms for up to 20s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -108,11 +123,16 @@ sink:
   drop: {}
 `, prefix, in, in)
 	a, b := &got{parts: map[string]int{}}, &got{parts: map[string]int{}}
-	stopA := start(t, compile(t, yaml, map[string]pipeline.Sink{"sink": a}))
-	stopB := start(t, compile(t, yaml, map[string]pipeline.Sink{"sink": b}))
+	pa, pb := compile(t, yaml, map[string]pipeline.Sink{"sink": a}), compile(t, yaml, map[string]pipeline.Sink{"sink": b})
+	stopA, stopB := start(t, pa), start(t, pb)
 	waitFor(t, "two replicas with two partitions each", func() bool {
 		o := owners()
 		return len(o) == 2 && slices.Equal(slices.Collect(maps.Values(o)), []int{2, 2})
+	})
+	// Each replica shows what it holds (the leases moved before this
+	// check could see them; the figure follows at the replica's round).
+	waitFor(t, "partitions_held 2 on both", func() bool {
+		return figure(pa.Stats(), "partitions_held") == 2 && figure(pb.Stats(), "partitions_held") == 2
 	})
 	publishAll := func() {
 		for p := range 4 {
@@ -123,17 +143,17 @@ sink:
 	// one replica that holds its partition.
 	publishAll()
 	waitFor(t, "100 messages", func() bool { return a.count()+b.count() >= 100 })
-	na, pa, bad := a.take()
-	nb, pb, badB := b.take()
+	na, partsA, bad := a.take()
+	nb, partsB, badB := b.take()
 	if bad = append(bad, badB...); len(bad) > 0 {
 		t.Fatal(bad)
 	}
-	if na+nb != 100 || len(pa) != 2 || len(pb) != 2 {
-		t.Fatalf("a got %d messages of partitions %v, b %d of %v; want 100 split 2 and 2", na, pa, nb, pb)
+	if na+nb != 100 || len(partsA) != 2 || len(partsB) != 2 {
+		t.Fatalf("a got %d messages of partitions %v, b %d of %v; want 100 split 2 and 2", na, partsA, nb, partsB)
 	}
-	for p, n := range pa {
-		if pb[p] != 0 || n != 25 {
-			t.Fatalf("partition %s: a got %d, b %d; want all 25 to one replica", p, n, pb[p])
+	for p, n := range partsA {
+		if partsB[p] != 0 || n != 25 {
+			t.Fatalf("partition %s: a got %d, b %d; want all 25 to one replica", p, n, partsB[p])
 		}
 	}
 	// When a stops, b takes every partition at once (a released them) and
@@ -158,6 +178,9 @@ sink:
 	}
 	if a.count() != 0 {
 		t.Fatalf("a got %d messages after it stopped", a.count())
+	}
+	if n := figure(pb.Stats(), "partitions_acquired"); n < 4 {
+		t.Errorf("b's partitions_acquired = %v, want at least 4", n)
 	}
 }
 

@@ -69,7 +69,20 @@ type source struct {
 	owner  string        // this replica's lease owner token
 
 	mu      sync.Mutex
-	onClose func() // with partitions: releases the leases
+	onClose func()          // with partitions: releases the leases
+	bal     *state.Balancer // with partitions, once reading
+}
+
+// Report shows, with partitions, how many this replica holds and how
+// leases moved.
+func (s *source) Report() []pipeline.Figure {
+	s.mu.Lock()
+	bal := s.bal
+	s.mu.Unlock()
+	if bal == nil {
+		return nil
+	}
+	return bal.Report()
 }
 
 func (s *source) setOnClose(f func()) {
@@ -94,6 +107,7 @@ var (
 	_ pipeline.Source       = (*source)(nil)
 	_ pipeline.AckDeadliner = (*source)(nil)
 	_ pipeline.Closer       = (*source)(nil)
+	_ pipeline.Reporter     = (*source)(nil)
 )
 
 func newSource(c *sourceConfig, env component.Env) (pipeline.Source, error) {
@@ -252,6 +266,9 @@ func (s *source) readPartitions(ctx context.Context, js jetstream.JetStream, out
 			}
 		},
 	}
+	s.mu.Lock()
+	s.bal = bal
+	s.mu.Unlock()
 	s.setOnClose(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
