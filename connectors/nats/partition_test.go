@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pipe-dsl/pipe/connectors/internal/conntest"
 	"github.com/pipe-dsl/pipe/dsl"
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
+	"github.com/pipe-dsl/pipe/state/pgstate"
 	"github.com/pipe-dsl/pipe/state/redisstate"
 )
 
@@ -81,23 +84,59 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestTwoReplicasSplitAPartitionedStreamAndOneTakesAllWhenTheOtherStops(t *testing.T) {
-	js := server(t)
+// redisState returns a state block on the test Redis with a prefix of its
+// own (deleted after the test), and its leases.
+func redisState(t *testing.T, id string) (string, state.Leases) {
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
 		conntest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
 	}
-	in := unique(t)
-	newStream(t, js, in)
-	prefix := "pipe-test:" + in + ":"
+	prefix := "pipe-test:" + id + ":"
 	t.Cleanup(func() {
 		if ks, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(ks) > 0 {
 			rdb.Del(context.Background(), ks...)
 		}
 	})
-	leases, _ := (&redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix}).OpenLeases()
+	b := &redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix}
+	leases, err := b.OpenLeases()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { leases.Close() })
+	return fmt.Sprintf("redis: {url: %q, prefix: %q}", b.URL, prefix), leases
+}
+
+// pgState is redisState on the test PostgreSQL, with tables of its own.
+func pgState(t *testing.T, id string) (string, state.Leases) {
+	const dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		conntest.Unavailable(t, "PostgreSQL on 127.0.0.1:5432", err)
+	}
+	table := "pipe_test_" + strings.ToLower(id)
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+table+", "+table+"_meta, "+table+"_keys, "+table+"_leases")
+		conn.Close(context.Background())
+	})
+	leases, err := (&pgstate.Backend{DSN: dsn, Table: table}).OpenLeases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leases.Close() })
+	return fmt.Sprintf("postgres: {dsn: %q, table: %s}", dsn, table), leases
+}
+
+func TestTwoReplicasSplitAPartitionedStreamAndOneTakesAllWhenTheOtherStops(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { twoReplicas(t, redisState) })
+	t.Run("postgres", func(t *testing.T) { twoReplicas(t, pgState) })
+}
+
+func twoReplicas(t *testing.T, store func(*testing.T, string) (string, state.Leases)) {
+	js := server(t)
+	in := unique(t)
+	newStream(t, js, in)
+	block, leases := store(t, fmt.Sprintf("part_%d", time.Now().UnixNano()))
 	// owners maps each replica to how many partitions it holds.
 	owners := func() map[string]int {
 		h, err := leases.Holders(t.Context(), "nats:"+in+"/win")
@@ -115,13 +154,13 @@ func TestTwoReplicasSplitAPartitionedStreamAndOneTakesAllWhenTheOtherStops(t *te
 	yaml := fmt.Sprintf(`
 name: replicas
 state:
-  redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}
+  %s
 source:
   nats_jetstream: {stream: %s, durable: win, create: true, rewind: true, partitions: 4,
     partition_subject: "%s.{partition}.>", lease_ttl: 1s, fetch_wait: 100ms}
 sink:
   drop: {}
-`, prefix, in, in)
+`, block, in, in)
 	a, b := &got{parts: map[string]int{}}, &got{parts: map[string]int{}}
 	pa, pb := compile(t, yaml, map[string]pipeline.Sink{"sink": a}), compile(t, yaml, map[string]pipeline.Sink{"sink": b})
 	stopA, stopB := start(t, pa), start(t, pb)
