@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipe-dsl/pipe/pipeline"
@@ -50,7 +51,8 @@ type Balancer struct {
 	held    map[int]*lease
 	closed  bool // released: play no more rounds
 	failing bool // a store error was logged, its recovery not yet
-	stats   BalancerStats
+	// Counters, read by Stats without waiting for a round.
+	nHeld, acquired, lost, handedOver atomic.Int64
 }
 
 // BalancerStats counts what a Balancer did.
@@ -62,13 +64,9 @@ type BalancerStats struct {
 	Acquired, Lost, HandedOver int64
 }
 
-// Stats returns the counters.
+// Stats returns the counters; it never waits for a round.
 func (b *Balancer) Stats() BalancerStats {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	st := b.stats
-	st.Held = len(b.active())
-	return st
+	return BalancerStats{Held: int(b.nHeld.Load()), Acquired: b.acquired.Load(), Lost: b.lost.Load(), HandedOver: b.handedOver.Load()}
 }
 
 // Report is the balancer's figures for its node's Report.
@@ -151,6 +149,7 @@ func (b *Balancer) Round(ctx context.Context) {
 		b.held = map[int]*lease{}
 	}
 	var storeErr error
+	defer func() { b.nHeld.Store(int64(len(b.active()))) }()
 	now := b.Clock.Now()
 	defer func(stopping func() error) {
 		if stopping() == nil || storeErr == nil { // not an error of the stop
@@ -179,7 +178,7 @@ func (b *Balancer) Round(ctx context.Context) {
 		b.Logger.Warn("lease lost; partition stopped", "group", b.Group, "partition", p, "err", err)
 		if !l.draining {
 			b.Stop(p)
-			b.stats.Lost++
+			b.lost.Add(1)
 		}
 		delete(b.held, p)
 	}
@@ -207,7 +206,7 @@ func (b *Balancer) Round(ctx context.Context) {
 		}
 		b.Stop(p)
 		b.held[p].draining, b.held[p].since = true, now
-		b.stats.HandedOver++
+		b.handedOver.Add(1)
 		active--
 		b.Logger.Info("handing a partition over to a new replica", "group", b.Group, "partition", p, "replicas", len(members))
 	}
@@ -235,7 +234,7 @@ func (b *Balancer) Round(ctx context.Context) {
 			continue
 		}
 		b.held[p] = &lease{renewed: now}
-		b.stats.Acquired++
+		b.acquired.Add(1)
 		active++
 		b.Logger.Info("partition acquired", "group", b.Group, "partition", p, "replicas", len(members))
 		b.Start(p)
@@ -266,6 +265,7 @@ func (b *Balancer) ReleaseAll(ctx context.Context) {
 		_ = b.Leases.Release(ctx, b.Group, part(p), b.Owner)
 	}
 	b.held = nil
+	b.nHeld.Store(0)
 	_ = b.Leases.Release(ctx, b.Group, MemberPrefix+b.Owner, b.Owner)
 }
 
