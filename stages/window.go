@@ -42,6 +42,7 @@ type windowConfig struct {
 	Emit            windowEmit        `pipe:"emit" shorthand:"mode" desc:"on_close: one result per window when it closes. {every: 1s}: also early results of every changed open window at each multiple of every, marked \"final\": false."`
 	Aggregate       map[string]string `pipe:"aggregate" desc:"Output field -> function(CEL argument): count(), sum(x), min(x), max(x), avg(x), first(x), last(x), count_distinct(x), quantile(x, q), collect(x). See docs/windows.md for types and accuracy." example:"{total: sum(msg.amount), n: count()}"`
 	MaxCollect      int               `pipe:"max_collect" min:"1" desc:"Most items a collect aggregate keeps per window; later ones are not kept." example:"1000"`
+	Partitioning    string            `pipe:"partitioning" enum:"source,none" desc:"source: one engine, watermark and state scope per source partition (Kafka topic partition, JetStream stream), so replicas in one consumer group share the work, each owning the windows of its partitions; the records of one key must all be in one partition (key Kafka records by the window key). none: one engine and one scope for all partitions; replicas fence each other. Unset: source when key is set and a state: block exists, else none. source needs key (docs/scaling.md)." example:"source"`
 }
 
 type windowEmit struct {
@@ -75,10 +76,16 @@ type windowStage struct {
 	open, late, early atomic.Int64
 	closed            [len(windowReasons)]atomic.Int64
 
+	// partitioned: one task (engine, watermark, scope) per source
+	// partition (partitioning: source; window_task.go).
+	partitioned bool
+
 	// With a `state:` block (window_durable.go): the store, the scope
-	// <pipeline>/<node> this stage owns, and its checkpoint figures.
+	// <pipeline>/<node> (a partition's task adds /<partition>), and the
+	// checkpoint figures.
 	backend               state.Backend
 	scope, node           string
+	tasksN, fencedN       atomic.Int64
 	ckpts, ckptFailures   atomic.Int64
 	ckptBytes, ckptMicros atomic.Int64
 	replayedN             atomic.Int64
@@ -143,6 +150,8 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 	}
 	refuse(c.Type != "session" && c.Gap != 0, "gap is for session windows; set type: session")
 	refuse(c.Type != "session" && c.EndsWhen != nil, "ends_when is for session windows; set type: session")
+	refuseAt("partitioning", c.Partitioning == "source" && c.Key == nil,
+		"source partitioning needs key: without one, every partition would emit its own result for the same window")
 	var args []*expr.Program
 	for _, name := range slices.Sorted(maps.Keys(c.Aggregate)) {
 		if slices.Contains(reserved, name) {
@@ -159,6 +168,7 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 		args = append(args, prog)
 	}
 	w := &windowStage{cfg: *c, clock: env.Clock, log: env.Logger}
+	w.partitioned = c.Partitioning == "source" || (c.Partitioning == "" && c.Key != nil && env.State != nil)
 	if len(errs) == 0 {
 		if err := spec.Validate(); err != nil {
 			errs = append(errs, err)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -16,12 +18,16 @@ import (
 )
 
 // The window stage with a top-level `state:` block (docs/scaling.md, "Key
-// ownership for windows"). The commit point is durable.checkpoint: the
+// ownership for windows"). Like a Kafka Streams task, each source
+// partition's task (window_task.go) owns its engine and a state scope of
+// its own. The commit point is windowRun.checkpoint: for each task, the
 // engine's State and the source positions folded into it go to the store
-// in one state.Owner.Commit, and only then are the folded source messages
-// acked. Before that commit nothing they carry is acked, so a crash on
-// either side of it replays from the broker, and the positions in the
-// store tell which replayed messages the state already holds.
+// in one state.Owner.Commit, and only then are that task's folded source
+// messages acked. Before that commit nothing they carry is acked, so a
+// crash on either side of it replays from the broker, and the positions in
+// the store tell which replayed messages the state already holds. A
+// commit fenced by another replica (the partition moved in a rebalance)
+// drops that task only and nacks its messages.
 
 // maxRanges bounds the folded ranges kept per source partition. Past it,
 // the two lowest ranges are merged, so the gap between them (positions
@@ -29,19 +35,17 @@ import (
 // long-acked ones) counts as folded.
 const maxRanges = 1024
 
-// durable is one Run's link to the store: the owner of the stage's scope,
-// the folded positions per source partition, the source messages folded
-// since the last commit, and the window results not yet resolved.
-// The Run goroutine owns all of it but the result counters.
+// durable is one Run's link to the store, shared by its tasks: the store
+// and its guard, the checkpoint timer, the window results not yet
+// resolved, and the read epochs of partitions dropped because another
+// owner fenced them. The Run goroutine owns all of it but the result
+// counters.
 type durable struct {
 	store  state.Store
-	owner  *state.Owner
-	node   string
-	pos    map[string]*folded
-	held   []*pipeline.Message
+	guard  *state.Guard
 	timer  timer
-	noPos  bool // a message without a source position was folded (warned once)
-	dirty  bool // the engine changed since the last commit
+	fenced map[string]string // partition -> read epoch of its dropped task
+	noPos  bool              // a message without a source position was folded (warned once)
 	sent   atomic.Int64
 	failed atomic.Pointer[error]
 	done   chan struct{} // one signal per resolved result, buffered 1
@@ -86,11 +90,16 @@ func (f *folded) add(p int64) {
 }
 
 // sourcePosition returns m's source partition and position: a JetStream
-// stream and stream sequence, or a Kafka topic/partition and offset.
-// ok is false for sources without one.
+// stream (or stream/partition, with the nats_partition meta key) and
+// stream sequence, or a Kafka topic/partition and offset. ok is false for
+// sources without one. It is the one place that names partitions: a
+// task's scope and its folded positions use these names.
 func sourcePosition(m *pipeline.Message) (partition string, pos int64, ok bool) {
 	if s, found := m.Meta["nats_stream"]; found {
 		seq, err := strconv.ParseInt(m.Meta["nats_stream_seq"], 10, 64)
+		if p, found := m.Meta["nats_partition"]; found {
+			s += "/" + p
+		}
 		return "nats:" + s, seq, err == nil
 	}
 	if t, found := m.Meta["kafka_topic"]; found {
@@ -101,77 +110,84 @@ func sourcePosition(m *pipeline.Message) (partition string, pos int64, ok bool) 
 	return "", 0, false
 }
 
-// openDurable acquires the stage's scope and returns the engine restored
-// from its last checkpoint.
-func (w *windowStage) openDurable(ctx context.Context) (*durable, *windowing.Engine[*pipeline.Message], error) {
+// readEpoch returns the source's read epoch of m's partition: it changes
+// whenever this process starts reading the partition again from a
+// committed or rewound position (Kafka: kafka_read_epoch, set at each
+// assignment and rewind). "" when the source sets none.
+func readEpoch(m *pipeline.Message) string { return m.Meta["kafka_read_epoch"] }
+
+// openDurable opens the store the Run's tasks share; no I/O happens until
+// a task acquires its scope.
+func (w *windowStage) openDurable() (*durable, error) {
 	store, err := w.backend.OpenStore()
 	if err != nil {
-		return nil, nil, fmt.Errorf("window state: %w", err)
+		return nil, fmt.Errorf("window state: %w", err)
 	}
 	guard, err := state.NewGuard(w.node+" state store", w.clock, w.log, time.Second)
 	if err != nil {
 		store.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	owner, cp, err := state.Acquire(ctx, store, guard, w.scope)
+	d := &durable{store: store, guard: guard, fenced: map[string]string{}, done: make(chan struct{}, 1)}
+	d.timer.set(w.clock, w.backend.CheckpointInterval())
+	return d, nil
+}
+
+// acquire takes t's scope (fencing any previous owner) and restores t's
+// engine and folded positions from its last checkpoint.
+func (d *durable) acquire(ctx context.Context, w *windowStage, t *task) error {
+	owner, cp, err := state.Acquire(ctx, d.store, d.guard, t.scope)
 	if err != nil {
-		store.Close()
-		return nil, nil, fmt.Errorf("window state: loading %s: %w", w.scope, err)
+		return fmt.Errorf("window state: loading %s: %w", t.scope, err)
 	}
-	d := &durable{store: store, owner: owner, node: w.node, pos: map[string]*folded{}, done: make(chan struct{}, 1)}
-	var e *windowing.Engine[*pipeline.Message]
+	t.owner, t.pos = owner, map[string]*folded{}
 	if b, ok := cp.Stages[w.node]; ok {
 		var s checkpointState
 		if err := json.Unmarshal(b, &s); err != nil {
-			store.Close()
-			return nil, nil, fmt.Errorf("window state: checkpoint %d of %s: %w", cp.Seq, w.scope, err)
+			return fmt.Errorf("window state: checkpoint %d of %s: %w", cp.Seq, t.scope, err)
 		}
-		if e, err = windowing.Restore[*pipeline.Message](w.spec, s.Engine); err != nil {
-			store.Close()
-			return nil, nil, fmt.Errorf("window state: checkpoint %d of %s (was the window changed? delete the scope to start over): %w", cp.Seq, w.scope, err)
+		if t.e, err = windowing.Restore[*pipeline.Message](w.spec, s.Engine); err != nil {
+			return fmt.Errorf("window state: checkpoint %d of %s (was the window changed? delete the scope to start over): %w", cp.Seq, t.scope, err)
 		}
-	} else if e, err = windowing.New[*pipeline.Message](w.spec); err != nil {
-		store.Close()
-		return nil, nil, err
+	} else if t.e, err = windowing.New[*pipeline.Message](w.spec); err != nil {
+		return err
 	}
 	for p, b := range cp.Positions {
 		f := &folded{}
 		if err := json.Unmarshal(b, f); err != nil {
-			store.Close()
-			return nil, nil, fmt.Errorf("window state: checkpoint %d of %s: position %s: %w", cp.Seq, w.scope, p, err)
+			return fmt.Errorf("window state: checkpoint %d of %s: position %s: %w", cp.Seq, t.scope, p, err)
 		}
-		d.pos[p] = f
+		t.pos[p] = f
 	}
-	w.log.Info("window: restored from the state store", "scope", w.scope, "checkpoint", cp.Seq, "open_windows", e.Open(), "partitions", len(d.pos))
-	d.timer.set(w.clock, w.backend.CheckpointInterval())
-	return d, e, nil
+	w.log.Info("window: restored from the state store", "scope", t.scope, "checkpoint", cp.Seq, "open_windows", t.e.Open(), "partitions", len(t.pos))
+	return nil
 }
 
-// replayed reports whether m is already in the state; the caller acks it.
-func (d *durable) replayed(m *pipeline.Message) bool {
-	if d == nil {
+// replayed reports whether m is already in t's state; the caller acks it.
+func (t *task) replayed(m *pipeline.Message) bool {
+	if t.owner == nil {
 		return false
 	}
 	p, pos, ok := sourcePosition(m)
-	return ok && d.pos[p] != nil && d.pos[p].has(pos)
+	return ok && t.pos[p] != nil && t.pos[p].has(pos)
 }
 
-// fold records that m is now in the engine: its position goes into the
+// fold records that m is now in t's engine: its position goes into t's
 // next checkpoint and m is acked once that checkpoint is committed.
-func (d *durable) fold(w *windowStage, m *pipeline.Message) {
+func (d *durable) fold(w *windowStage, t *task, m *pipeline.Message) {
 	if p, pos, ok := sourcePosition(m); ok {
-		f := d.pos[p]
+		f := t.pos[p]
 		if f == nil {
 			f = &folded{}
-			d.pos[p] = f
+			t.pos[p] = f
 		}
 		f.add(pos)
 	} else if !d.noPos {
 		d.noPos = true
 		w.log.Warn("window: a message without a source position (Kafka offset or JetStream sequence) was folded into durable state: after a crash it is counted again (at-least-once)")
 	}
-	d.held = append(d.held, m)
-	d.dirty = true
+	t.held = append(t.held, m)
+	t.dirty = true
 }
 
 // track counts a sent window result; its resolution is reported by the
@@ -192,41 +208,61 @@ func (d *durable) track() func(error) {
 
 // checkpoint is the commit point. It waits until every window result sent
 // so far is delivered (so a committed state never lacks a result it
-// closed), commits the engine's state with the folded positions, and then
-// acks the source messages folded since the last commit. An error leaves
-// them held (the caller nacks them); ErrFenced means another owner took
-// the scope.
-func (d *durable) checkpoint(ctx context.Context, w *windowStage, e *windowing.Engine[*pipeline.Message]) error {
+// closed), then, task by task, commits the engine's state with the folded
+// positions to the task's scope and acks the source messages the task
+// folded since its last commit. A task whose commit is fenced (another
+// replica took its partition) is dropped and its messages nacked: fenced
+// joins those errors, and the Run goes on. Any other error (err) leaves
+// the messages held; the caller nacks them and ends the Run.
+func (r *windowRun) checkpoint(ctx context.Context) (fenced, err error) {
+	d := r.d
 	for d.sent.Load() > 0 {
 		select {
 		case <-d.done:
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	if err := d.failed.Load(); err != nil {
-		return fmt.Errorf("window state: a window result was not delivered, not committing: %w", *err)
+		return nil, fmt.Errorf("window state: a window result was not delivered, not committing: %w", *err)
 	}
-	if !d.dirty {
+	var fences []error
+	for _, part := range slices.Sorted(maps.Keys(r.tasks)) {
+		t := r.tasks[part]
+		err := t.commit(ctx, r.w)
+		if errors.Is(err, state.ErrFenced) {
+			r.w.log.Warn("window: another owner took the partition's state scope (a rebalance moved it); dropping its engine and nacking its messages", "scope", t.scope, "nacked", len(t.held))
+			r.dropFenced(t, err)
+			fences = append(fences, err)
+			continue
+		}
+		if err != nil {
+			return errors.Join(fences...), err
+		}
+	}
+	return errors.Join(fences...), nil
+}
+
+// commit writes t's state and positions to its scope in one
+// state.Owner.Commit, then acks the messages t folded since its last one.
+func (t *task) commit(ctx context.Context, w *windowStage) error {
+	if !t.dirty {
 		return nil // the store holds this state already
 	}
-	st, err := json.Marshal(checkpointState{Engine: e.Snapshot()})
+	st, err := json.Marshal(checkpointState{Engine: t.e.Snapshot()})
 	if err != nil {
 		return fmt.Errorf("window state: %w", err)
 	}
-	positions := make(map[string][]byte, len(d.pos))
-	for p, f := range d.pos {
+	positions := make(map[string][]byte, len(t.pos))
+	for p, f := range t.pos {
 		if positions[p], err = json.Marshal(f); err != nil {
 			return fmt.Errorf("window state: %w", err)
 		}
 	}
 	start := time.Now()
-	if err := d.owner.Commit(ctx, map[string][]byte{d.node: st}, positions); err != nil {
+	if err := t.owner.Commit(ctx, map[string][]byte{w.node: st}, positions); err != nil {
 		w.ckptFailures.Add(1)
-		if errors.Is(err, state.ErrFenced) {
-			w.log.Error("window: another owner took the state scope; dropping this engine and nacking its messages", "scope", w.scope)
-		}
-		return fmt.Errorf("window state: commit: %w", err)
+		return fmt.Errorf("window state: commit %s: %w", t.scope, err)
 	}
 	w.ckpts.Add(1)
 	took := time.Since(start).Microseconds()
@@ -234,23 +270,19 @@ func (d *durable) checkpoint(ctx context.Context, w *windowStage, e *windowing.E
 	w.ckptMicros.Store(took)
 	w.ckptPeakBytes.Store(max(w.ckptPeakBytes.Load(), int64(len(st))))
 	w.ckptPeakMicros.Store(max(w.ckptPeakMicros.Load(), took))
-	for _, m := range d.held {
+	for _, m := range t.held {
 		m.Ack()
 	}
-	d.held = d.held[:0]
-	d.dirty = false
+	t.held = t.held[:0]
+	t.dirty = false
 	return nil
 }
 
-// release nacks every held message (hard stop, fenced or failed commit)
-// and closes the store.
-func (d *durable) release(err error) int {
-	n := len(d.held)
-	nackAll(d.held, err)
-	d.held = nil
+// release stops the checkpoint timer and closes the store; the caller has
+// released every task.
+func (d *durable) release() {
 	d.timer.stop()
 	d.store.Close()
-	return n
 }
 
 // tick is the checkpoint timer's channel; nil (never ready) without

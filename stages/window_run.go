@@ -5,23 +5,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/pipe-dsl/pipe/pipeline"
+	"github.com/pipe-dsl/pipe/state"
 	"github.com/pipe-dsl/pipe/windowing"
 )
 
 type result = windowing.Result[*pipeline.Message]
 
-// windowRun is the state of one Run: the engine (all window contents and
-// the watermark, owned by the Run goroutine), the clock timer that closes
-// windows while no message arrives, and the early-results timer.
+// windowRun is the state of one Run: its tasks (window_task.go: one
+// engine, with the window contents and a watermark, per source partition,
+// or one for all), the clock timer that closes windows while no message
+// arrives, and the early-results timer. The Run goroutine owns it.
 type windowRun struct {
 	w      *windowStage
 	out    pipeline.Outlet
-	e      *windowing.Engine[*pipeline.Message]
-	last   time.Time // arrival of the last message
+	tasks  map[string]*task // by partition
 	clockT timer
 	earlyT timer
 	d      *durable             // nil without a state: block
@@ -61,22 +64,13 @@ func (t *timer) stop() {
 // messages by checkpoint, and at a soft stop commits instead of emitting:
 // open windows stay in the store for the next run.
 func (w *windowStage) Run(ctx context.Context, in <-chan *pipeline.Message, out pipeline.Outlet) error {
-	r := &windowRun{w: w, out: out, warned: map[string]time.Time{}}
+	r := &windowRun{w: w, out: out, tasks: map[string]*task{}, warned: map[string]time.Time{}}
 	if w.backend != nil {
-		d, e, err := w.openDurable(ctx)
+		d, err := w.openDurable()
 		if err != nil {
 			return err
 		}
-		r.d, r.e = d, e
-		r.last = w.clock.Now()
-		r.armClock()
-	} else {
-		e, err := windowing.New[*pipeline.Message](w.spec)
-		if err != nil {
-			return err
-		}
-		e.Dup = (*pipeline.Message).Copy
-		r.e = e
+		r.d = d
 	}
 	defer r.clockT.stop()
 	defer r.earlyT.stop()
@@ -91,25 +85,17 @@ func (w *windowStage) Run(ctx context.Context, in <-chan *pipeline.Message, out 
 			}
 			err = r.add(ctx, m)
 		case <-r.clockT.c:
-			reason := windowing.ReasonIdle
-			if w.cfg.EventTime == nil {
-				reason = windowing.ReasonWatermark
-			}
-			err = r.emit(ctx, r.e.AdvanceClock(w.clock.Now().Sub(r.last), reason))
+			err = r.closeByClock(ctx)
 			r.armClock()
 		case <-r.earlyT.c:
 			r.earlyT.c = nil
-			for _, res := range r.e.Early() {
-				w.early.Add(1)
-				if err = r.send(ctx, res); err != nil {
-					break
-				}
-			}
+			err = r.sendEarly(ctx)
 			r.armEarly()
 		case <-r.d.tick():
-			err = r.d.checkpoint(ctx, w, r.e)
+			var fenced error
+			fenced, err = r.checkpoint(ctx)
 			if w.committed != nil {
-				w.committed(err)
+				w.committed(errors.Join(fenced, err))
 			}
 			r.d.timer.set(w.clock, w.backend.CheckpointInterval())
 		}
@@ -131,7 +117,16 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		r.out.Fail(ctx, m, errBatch("window"))
 		return nil
 	}
-	if r.d.replayed(m) {
+	t, ok, err := r.taskFor(ctx, m)
+	if err != nil {
+		m.Nack(err)
+		return err
+	}
+	if !ok {
+		m.Nack(fmt.Errorf("window: another owner took this partition's state scope: %w", state.ErrFenced))
+		return nil
+	}
+	if t.replayed(m) {
 		w.replayedN.Add(1)
 		m.Ack() // the committed state holds it already
 		return nil
@@ -142,25 +137,28 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		r.out.Fail(ctx, m, err)
 		return nil
 	}
-	added, res, err := r.e.Add(ev)
+	added, res, err := t.e.Add(ev)
 	if err != nil {
 		r.out.Fail(ctx, m, pipeline.WithReason(pipeline.ReasonExpression, err))
 		return nil
 	}
-	r.last = now
+	t.last = now
 	if r.d != nil && added.Windows > 0 {
-		r.d.fold(w, m)
+		r.d.fold(w, t, m)
 	}
 	if added.Windows == 0 {
 		w.late.Add(1)
 		lateErr := fmt.Errorf("event time %s is behind the watermark %s for every window it belongs to",
-			fmtTime(ev.Time), fmtTime(r.e.Watermark()))
+			fmtTime(ev.Time), fmtTime(t.e.Watermark()))
 		if w.cfg.OnLate == "dead_letter" {
 			r.out.Fail(ctx, m, pipeline.WithReason(ReasonLate, lateErr))
 		} else {
 			r.warn("late", "late messages dropped", "last", lateErr.Error(), "late_total", w.late.Load())
 			r.out.Drop(m, ReasonLate)
 		}
+	}
+	if len(res) > 0 {
+		t.dirty = t.dirty || r.d != nil // windows closed
 	}
 	err = r.emit(ctx, res)
 	r.armClock()
@@ -261,7 +259,12 @@ func (r *windowRun) finish(ctx context.Context) error {
 	}
 	var res []result
 	if r.d == nil || reason == windowing.ReasonEndOfInput {
-		res = r.e.Flush(reason)
+		for _, part := range slices.Sorted(maps.Keys(r.tasks)) {
+			t := r.tasks[part]
+			flushed := t.e.Flush(reason)
+			t.dirty = t.dirty || len(flushed) > 0
+			res = append(res, flushed...)
+		}
 	}
 	if r.d == nil && reason == windowing.ReasonShutdown && len(res) > 0 {
 		r.w.log.Info("window: soft stop without durable state: emitting open windows as partial results (\"final\": false)", "windows", len(res))
@@ -272,21 +275,21 @@ func (r *windowRun) finish(ctx context.Context) error {
 	if r.d == nil {
 		return nil
 	}
-	if err := r.d.checkpoint(ctx, r.w, r.e); err != nil {
+	if _, err := r.checkpoint(ctx); err != nil {
 		return r.abandon(err)
 	}
 	if reason == windowing.ReasonShutdown {
-		r.w.log.Info("window: soft stop: open windows committed to the state store, not emitted", "windows", r.e.Open(), "scope", r.w.scope)
+		r.w.log.Info("window: soft stop: open windows committed to the state store, not emitted", "windows", r.openWindows(), "partitions", len(r.tasks), "scope", r.w.scope)
 	}
-	r.d.release(nil)
+	for _, t := range r.tasks {
+		r.drop(t, nil)
+	}
+	r.d.release()
 	return nil
 }
 
 // emit sends closed windows on, in order. It fails only at the hard stop.
 func (r *windowRun) emit(ctx context.Context, res []result) error {
-	if r.d != nil && len(res) > 0 {
-		r.d.dirty = true // windows closed
-	}
 	for i, x := range res {
 		r.w.closed[reasonIndex(x.Reason)].Add(1)
 		if x.Reason == windowing.ReasonEvicted {
@@ -299,7 +302,7 @@ func (r *windowRun) emit(ctx context.Context, res []result) error {
 			return err
 		}
 	}
-	r.w.open.Store(int64(r.e.Open()))
+	r.w.open.Store(int64(r.openWindows()))
 	return nil
 }
 
@@ -347,30 +350,80 @@ func nackAll(ms []*pipeline.Message, err error) {
 	}
 }
 
-// armClock points the clock timer at the next window the clock closes:
-// on processing time always, on event time after idle_timeout.
-func (r *windowRun) armClock() {
+// clockDue returns when the clock closes t's next window: on processing
+// time always, on event time after idle_timeout; ok is false if never.
+func (r *windowRun) clockDue(t *task) (time.Time, bool) {
 	idle := r.w.cfg.IdleTimeout
 	switch {
 	case r.w.cfg.EventTime == nil:
 		idle = 0 // the clock is the event time: no quiet spell to wait for
 	case idle <= 0:
-		return
+		return time.Time{}, false
 	}
-	next, ok := r.e.NextClose()
+	next, ok := t.e.NextClose()
 	if !ok {
+		return time.Time{}, false
+	}
+	return t.last.Add(max(next, idle)), true
+}
+
+// armClock points the clock timer at the next window the clock closes,
+// over every task.
+func (r *windowRun) armClock() {
+	var first time.Time
+	for _, t := range r.tasks {
+		if due, ok := r.clockDue(t); ok && (first.IsZero() || due.Before(first)) {
+			first = due
+		}
+	}
+	if first.IsZero() {
 		r.clockT.stop()
 		return
 	}
-	due := r.last.Add(max(next, idle))
-	r.clockT.set(r.w.clock, due.Sub(r.w.clock.Now()))
+	r.clockT.set(r.w.clock, first.Sub(r.w.clock.Now()))
+}
+
+// closeByClock advances every task whose clock close is due.
+func (r *windowRun) closeByClock(ctx context.Context) error {
+	reason := windowing.ReasonIdle
+	if r.w.cfg.EventTime == nil {
+		reason = windowing.ReasonWatermark
+	}
+	now := r.w.clock.Now()
+	for _, part := range slices.Sorted(maps.Keys(r.tasks)) {
+		t := r.tasks[part]
+		if due, ok := r.clockDue(t); !ok || due.After(now) {
+			continue
+		}
+		res := t.e.AdvanceClock(now.Sub(t.last), reason)
+		if len(res) > 0 {
+			t.dirty = t.dirty || r.d != nil
+		}
+		if err := r.emit(ctx, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendEarly sends an early result of every changed open window.
+func (r *windowRun) sendEarly(ctx context.Context) error {
+	for _, part := range slices.Sorted(maps.Keys(r.tasks)) {
+		for _, res := range r.tasks[part].e.Early() {
+			r.w.early.Add(1)
+			if err := r.send(ctx, res); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // armEarly points the early timer, if it is not armed, at the next
 // multiple of emit.every while windows are open.
 func (r *windowRun) armEarly() {
 	every := r.w.cfg.Emit.Every
-	if every <= 0 || r.earlyT.c != nil || r.e.Open() == 0 {
+	if every <= 0 || r.earlyT.c != nil || r.openWindows() == 0 {
 		return
 	}
 	now := r.w.clock.Now()
@@ -393,13 +446,17 @@ func (r *windowRun) warn(kind, msg string, args ...any) {
 // replays them onto the last committed state.
 func (r *windowRun) abandon(cause error) error {
 	n := 0
-	for _, x := range r.e.Flush(windowing.ReasonShutdown) {
-		nackAll(x.Members, pipeline.ErrAbandoned)
-		n += len(x.Members)
+	for _, t := range r.tasks {
+		for _, x := range t.e.Flush(windowing.ReasonShutdown) {
+			nackAll(x.Members, pipeline.ErrAbandoned)
+			n += len(x.Members)
+		}
+		n += len(t.held)
+		r.drop(t, pipeline.ErrAbandoned)
 	}
 	r.w.open.Store(0)
 	if r.d != nil {
-		n = r.d.release(pipeline.ErrAbandoned)
+		r.d.release()
 		if cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
 			return fmt.Errorf("%w (nacked %d messages folded since the last checkpoint)", cause, n)
 		}
