@@ -41,8 +41,6 @@ func TestGivenTwoReplicasOnAPartitionedStreamWhenOneIsKilledThenTheOtherTakesIts
 			rdb.Del(context.Background(), ks...)
 		}
 	})
-	leases, _ := (&redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix}).OpenLeases()
-	t.Cleanup(func() { leases.Close() })
 	out := "rep_out_" + id
 	conn, err := pgx.Connect(t.Context(), pgDSN)
 	if err != nil {
@@ -76,24 +74,7 @@ sink:
 			t.Fatal(err)
 		}
 	}
-	// holdings maps each live owner to its partition count.
-	holdings := func() []int {
-		h, err := leases.Holders(t.Context(), "nats:"+stream+"/rep")
-		if err != nil {
-			t.Fatal(err)
-		}
-		by := map[string]int{}
-		for name, owner := range h {
-			if strings.HasPrefix(name, "part/") {
-				by[owner]++
-			}
-		}
-		var out []int
-		for _, c := range by {
-			out = append(out, c)
-		}
-		return out
-	}
+	holdings := holdings(t, prefix, "nats:"+stream+"/rep")
 	count := func(q string, args ...any) int {
 		var c int
 		if err := conn.QueryRow(t.Context(), q, args...).Scan(&c); err != nil {
@@ -195,5 +176,32 @@ sink:
 	}
 	if err := b.Wait(); err != nil {
 		t.Errorf("b, stopped with SIGTERM: %v", err)
+	}
+}
+
+// holdings returns a function listing how many partitions each live
+// replica of group holds (leases in Redis under prefix), in any order.
+func holdings(t *testing.T, prefix, group string) func() []int {
+	leases, err := (&redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix}).OpenLeases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leases.Close() })
+	return func() []int {
+		h, err := leases.Holders(t.Context(), group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		by := map[string]int{}
+		for name, owner := range h {
+			if strings.HasPrefix(name, "part/") {
+				by[owner]++
+			}
+		}
+		var out []int
+		for _, c := range by {
+			out = append(out, c)
+		}
+		return out
 	}
 }
