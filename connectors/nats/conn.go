@@ -27,6 +27,11 @@ const (
 	// by a partitioned source (partitions > 0); the durable window keys
 	// its state per partition by it.
 	MetaPartition = "nats_partition"
+	// MetaReadEpoch changes whenever the source starts reading a durable
+	// consumer again (a partition acquired, a consumer set up again or
+	// rewound): a stateful stage that sees it change knows the messages
+	// now start over from the consumer's ack floor.
+	MetaReadEpoch = "nats_read_epoch"
 )
 
 // metaPrefix marks the keys the source derives from delivery; the sink does

@@ -26,8 +26,9 @@ import (
 type got struct {
 	mu    sync.Mutex
 	n     int
-	parts map[string]int // nats_partition -> messages
-	bad   []string
+	parts  map[string]int    // nats_partition -> messages
+	epochs map[string]string // nats_partition -> nats_read_epoch
+	bad    []string
 }
 
 func (g *got) Write(_ context.Context, m *pipeline.Message) error {
@@ -39,6 +40,10 @@ func (g *got) Write(_ context.Context, m *pipeline.Message) error {
 		g.bad = append(g.bad, fmt.Sprintf("subject %s has nats_partition %q", sub, p))
 	}
 	g.parts[p]++
+	if e, seen := g.epochs[p]; seen && e != m.Meta["nats_read_epoch"] || m.Meta["nats_read_epoch"] == "" {
+		g.bad = append(g.bad, fmt.Sprintf("partition %s: read epoch %q after %q", p, m.Meta["nats_read_epoch"], e))
+	}
+	g.epochs[p] = m.Meta["nats_read_epoch"]
 	return nil
 }
 
@@ -161,7 +166,7 @@ source:
 sink:
   drop: {}
 `, block, in, in)
-	a, b := &got{parts: map[string]int{}}, &got{parts: map[string]int{}}
+	a, b := &got{parts: map[string]int{}, epochs: map[string]string{}}, &got{parts: map[string]int{}, epochs: map[string]string{}}
 	pa, pb := compile(t, yaml, map[string]pipeline.Sink{"sink": a}), compile(t, yaml, map[string]pipeline.Sink{"sink": b})
 	stopA, stopB := start(t, pa), start(t, pb)
 	waitFor(t, "two replicas with two partitions each", func() bool {
@@ -195,6 +200,9 @@ sink:
 			t.Fatalf("partition %s: a got %d, b %d; want all 25 to one replica", p, n, partsB[p])
 		}
 	}
+	b.mu.Lock()
+	before := maps.Clone(b.epochs)
+	b.mu.Unlock()
 	// When a stops, b takes every partition at once (a released them) and
 	// gets everything published next.
 	if err := stopA(); err != nil {
@@ -208,6 +216,20 @@ sink:
 	waitFor(t, "100 more messages at b", func() bool { return b.count() >= 100 })
 	if n, parts, bad := b.take(); n != 100 || len(parts) != 4 || len(bad) > 0 {
 		t.Fatalf("b got %d messages of partitions %v (%v), want 100 of all 4", n, parts, bad)
+	}
+	// b's own partitions kept their read; a's started a new one each.
+	b.mu.Lock()
+	after := maps.Clone(b.epochs)
+	b.mu.Unlock()
+	distinct := map[string]bool{}
+	for p, e := range after {
+		distinct[e] = true
+		if old, had := before[p]; had != (old == e) {
+			t.Errorf("partition %s: read epoch %q, before a stopped %q (b had it: %v)", p, e, old, had)
+		}
+	}
+	if len(distinct) != 4 {
+		t.Errorf("read epochs %v, want one per partition", after)
 	}
 	for p := range 4 {
 		settled(t, js, in, fmt.Sprintf("win-%d", p))

@@ -68,6 +68,7 @@ type source struct {
 	store  state.Backend // with partitions
 	owner  string        // this replica's lease owner token
 
+	reads   atomic.Int64 // read epochs handed out
 	mu      sync.Mutex
 	onClose func()          // with partitions: releases the leases
 	bal     *state.Balancer // with partitions, once reading
@@ -176,6 +177,7 @@ type hold struct {
 	slots     chan struct{}
 	partition int           // -1: not partitioned
 	pending   *atomic.Int64 // with partition
+	epoch     string        // read epoch (meta nats_read_epoch)
 }
 
 func (h hold) done() {
@@ -193,6 +195,7 @@ func (s *source) consume(ctx context.Context, js jetstream.JetStream, out pipeli
 		durable, filter = s.partitionDurable(h.partition), s.partitionSubject(h.partition)
 	}
 	cons := s.consumer(ctx, js, durable, filter)
+	h.epoch = s.newEpoch()
 	for cons != nil && ctx.Err() == nil {
 		n := inflight.Acquire(ctx, h.slots, s.cfg.FetchSize)
 		if n == 0 {
@@ -212,12 +215,16 @@ func (s *source) consume(ctx context.Context, js jetstream.JetStream, out pipeli
 		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 			s.logger.Warn("nats: consumer gone; setting it up again", "durable", durable, "err", err)
 			cons = s.consumer(ctx, js, durable, filter)
+			h.epoch = s.newEpoch()
 		default:
 			s.logger.Warn("nats: fetch failed; retrying", "durable", durable, "err", err)
 			s.pause(ctx)
 		}
 	}
 }
+
+// newEpoch returns a read epoch not handed out before by this source.
+func (s *source) newEpoch() string { return strconv.FormatInt(s.reads.Add(1), 10) }
 
 func (s *source) partitionDurable(p int) string { return s.cfg.Durable + "-" + strconv.Itoa(p) }
 
@@ -297,7 +304,7 @@ func (s *source) handle(ctx context.Context, out pipeline.Outlet, msg jetstream.
 		s.ack(msg, h)(context.Canceled)
 		return
 	}
-	meta := make(map[string]string, len(msg.Headers())+6)
+	meta := make(map[string]string, len(msg.Headers())+7)
 	for k, v := range msg.Headers() {
 		if len(v) > 0 {
 			meta[k] = v[0]
@@ -308,6 +315,7 @@ func (s *source) handle(ctx context.Context, out pipeline.Outlet, msg jetstream.
 	meta[MetaStreamSeq] = strconv.FormatUint(md.Sequence.Stream, 10)
 	meta[MetaConsumerSeq] = strconv.FormatUint(md.Sequence.Consumer, 10)
 	meta[MetaDelivered] = strconv.FormatUint(md.NumDelivered, 10)
+	meta[MetaReadEpoch] = h.epoch
 	if h.partition >= 0 {
 		meta[MetaPartition] = strconv.Itoa(h.partition)
 	}
