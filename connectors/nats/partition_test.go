@@ -24,8 +24,8 @@ import (
 // got is what one replica's sink received: partition meta by subject,
 // and the partitions it saw.
 type got struct {
-	mu    sync.Mutex
-	n     int
+	mu     sync.Mutex
+	n      int
 	parts  map[string]int    // nats_partition -> messages
 	epochs map[string]string // nats_partition -> nats_read_epoch
 	bad    []string
