@@ -36,16 +36,13 @@ import (
 const maxRanges = 1024
 
 // durable is one Run's link to the store, shared by its tasks: the store
-// and its guard, the checkpoint timer, the window results not yet
-// resolved, and the read epochs of partitions dropped because another
-// owner fenced them. The Run goroutine owns all of it but the result
-// counters.
+// and its guard, the checkpoint timer, and the window results not yet
+// resolved. The Run goroutine owns all of it but the result counters.
 type durable struct {
 	store  state.Store
 	guard  *state.Guard
 	timer  timer
-	fenced map[string]string // partition -> read epoch of its dropped task
-	noPos  bool              // a message without a source position was folded (warned once)
+	noPos  bool // a message without a source position was folded (warned once)
 	sent   atomic.Int64
 	failed atomic.Pointer[error]
 	done   chan struct{} // one signal per resolved result, buffered 1
@@ -128,7 +125,7 @@ func (w *windowStage) openDurable() (*durable, error) {
 		store.Close()
 		return nil, err
 	}
-	d := &durable{store: store, guard: guard, fenced: map[string]string{}, done: make(chan struct{}, 1)}
+	d := &durable{store: store, guard: guard, done: make(chan struct{}, 1)}
 	d.timer.set(w.clock, w.backend.CheckpointInterval())
 	return d, nil
 }
@@ -210,10 +207,11 @@ func (d *durable) track() func(error) {
 // so far is delivered (so a committed state never lacks a result it
 // closed), then, task by task, commits the engine's state with the folded
 // positions to the task's scope and acks the source messages the task
-// folded since its last commit. A task whose commit is fenced (another
-// replica took its partition) is dropped and its messages nacked: fenced
-// joins those errors, and the Run goes on. Any other error (err) leaves
-// the messages held; the caller nacks them and ends the Run.
+// folded since its last commit. With partitioning: source, a task whose
+// commit is fenced (another replica took its partition) is dropped and its
+// messages nacked: fenced joins those errors, and the Run goes on. Any
+// other error (err), or a fence of the one scope of partitioning: none,
+// leaves the messages held; the caller nacks them and ends the Run.
 func (r *windowRun) checkpoint(ctx context.Context) (fenced, err error) {
 	d := r.d
 	for d.sent.Load() > 0 {
@@ -230,9 +228,10 @@ func (r *windowRun) checkpoint(ctx context.Context) (fenced, err error) {
 	for _, part := range slices.Sorted(maps.Keys(r.tasks)) {
 		t := r.tasks[part]
 		err := t.commit(ctx, r.w)
-		if errors.Is(err, state.ErrFenced) {
+		if errors.Is(err, state.ErrFenced) && r.w.partitioned {
 			r.w.log.Warn("window: another owner took the partition's state scope (a rebalance moved it); dropping its engine and nacking its messages", "scope", t.scope, "nacked", len(t.held))
-			r.dropFenced(t, err)
+			r.w.fencedN.Add(1)
+			r.drop(t, err)
 			fences = append(fences, err)
 			continue
 		}

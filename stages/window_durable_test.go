@@ -125,15 +125,16 @@ type durableRun struct {
 }
 
 func startDurable(t *testing.T, b state.Backend, out pipeline.Outlet) *durableRun {
-	return startDurableWith(t, b, out, "")
+	return startDurableWith(t, b, out, func(*windowConfig) {})
 }
 
-// startDurableWith starts a durable run with the given partitioning.
-func startDurableWith(t *testing.T, b state.Backend, out pipeline.Outlet, partitioning string) *durableRun {
+// startDurableWith starts a durable run whose config set changes.
+func startDurableWith(t *testing.T, b state.Backend, out pipeline.Outlet, set func(c *windowConfig)) *durableRun {
 	t.Helper()
-	cfg := windowConfig{Partitioning: partitioning, Type: "tumbling", Size: time.Second, OnLate: "drop", MaxOpen: 1000, MaxCollect: 10,
+	cfg := windowConfig{Type: "tumbling", Size: time.Second, OnLate: "drop", MaxOpen: 1000, MaxCollect: 10,
 		Key: cel(t, "msg.k"), EventTime: cel(t, "msg.ts"), Emit: windowEmit{Mode: "on_close"},
 		Aggregate: map[string]string{"n": "count()", "s": "sum(msg.v)"}}
+	set(&cfg)
 	clock := pipelinetest.NewFakeClock(time.Unix(0, 0))
 	st, err := newWindow(&cfg, component.Env{Pipeline: "p", Node: "win", Clock: clock, State: b})
 	if err != nil {

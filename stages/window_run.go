@@ -22,13 +22,16 @@ type result = windowing.Result[*pipeline.Message]
 // or one for all), the clock timer that closes windows while no message
 // arrives, and the early-results timer. The Run goroutine owns it.
 type windowRun struct {
-	w      *windowStage
-	out    pipeline.Outlet
-	tasks  map[string]*task // by partition
-	clockT timer
-	earlyT timer
-	d      *durable             // nil without a state: block
-	warned map[string]time.Time // rate-limited warnings by kind
+	w     *windowStage
+	out   pipeline.Outlet
+	tasks map[string]*task // by partition
+	// blocked holds, per source partition, the read epoch whose messages
+	// a dropped task nacked (window_task.go).
+	blocked map[string]string
+	clockT  timer
+	earlyT  timer
+	d       *durable             // nil without a state: block
+	warned  map[string]time.Time // rate-limited warnings by kind
 }
 
 // timer is a clock timer that may be off.
@@ -64,7 +67,7 @@ func (t *timer) stop() {
 // messages by checkpoint, and at a soft stop commits instead of emitting:
 // open windows stay in the store for the next run.
 func (w *windowStage) Run(ctx context.Context, in <-chan *pipeline.Message, out pipeline.Outlet) error {
-	r := &windowRun{w: w, out: out, tasks: map[string]*task{}, warned: map[string]time.Time{}}
+	r := &windowRun{w: w, out: out, tasks: map[string]*task{}, blocked: map[string]string{}, warned: map[string]time.Time{}}
 	if w.backend != nil {
 		d, err := w.openDurable()
 		if err != nil {

@@ -18,11 +18,11 @@ import (
 // there is one task, partition "", whose scope is <pipeline>/<node>.
 // The Run goroutine owns every task.
 type task struct {
-	part  string // sourcePosition's partition; "" for all of them
-	scope string
-	epoch string // readEpoch of the messages folded
-	e     *windowing.Engine[*pipeline.Message]
-	last  time.Time
+	part   string // sourcePosition's partition; "" for all of them
+	scope  string
+	epochs map[string]string // source partition -> readEpoch of its messages folded
+	e      *windowing.Engine[*pipeline.Message]
+	last   time.Time
 
 	owner *state.Owner // nil without durable state
 	pos   map[string]*folded
@@ -37,69 +37,82 @@ var errReread = fmt.Errorf("window: the partition is read again from its committ
 // taskFor returns the task of m's partition, creating it at its first
 // message: with durable state it acquires the partition's scope (fencing
 // any previous owner) and restores it. ok is false when m belongs to a
-// partition dropped because another owner fenced it: the caller nacks m,
-// which the source reads again from the committed position.
+// read whose messages a dropped task nacked: the caller nacks m too, and
+// the source reads the partition again from its committed position.
 func (r *windowRun) taskFor(ctx context.Context, m *pipeline.Message) (t *task, ok bool, err error) {
+	src, _, _ := sourcePosition(m)
 	part := ""
 	if r.w.partitioned {
-		part, _, _ = sourcePosition(m)
+		part = src
 	}
 	epoch := readEpoch(m)
 	t = r.tasks[part]
-	if r.d != nil {
-		if f, dropped := r.d.fenced[part]; dropped {
-			if epoch != "" && epoch == f {
-				return nil, false, nil // still the read that was fenced
+	if r.d != nil && epoch != "" {
+		if b, found := r.blocked[src]; found {
+			if b == epoch {
+				return nil, false, nil // still the read a drop nacked
 			}
-			delete(r.d.fenced, part)
+			delete(r.blocked, src)
 		}
-		if t != nil && epoch != "" && t.epoch != "" && epoch != t.epoch {
+		if t != nil && t.epochs[src] != "" && t.epochs[src] != epoch {
 			// Assigned again or rewound: the read starts over from the
 			// committed offset, so the task starts over from its checkpoint.
-			r.w.log.Info("window: partition read again from its committed position; reloading its state", "scope", t.scope)
+			r.w.log.Info("window: partition read again from its committed position; reloading its state", "scope", t.scope, "partition", src)
 			r.drop(t, errReread)
 			t = nil
 		}
 	}
-	if t != nil {
-		return t, true, nil
+	if t == nil {
+		if t, err = r.newTask(ctx, part); err != nil {
+			return nil, false, err
+		}
 	}
-	t = &task{part: part, scope: r.w.scope, epoch: epoch, last: r.w.clock.Now()}
+	if epoch != "" {
+		t.epochs[src] = epoch
+	}
+	return t, true, nil
+}
+
+// newTask creates partition part's task; with durable state it acquires
+// and restores its scope.
+func (r *windowRun) newTask(ctx context.Context, part string) (*task, error) {
+	t := &task{part: part, scope: r.w.scope, epochs: map[string]string{}, last: r.w.clock.Now()}
 	if part != "" {
 		t.scope += "/" + part
 	}
 	if r.d != nil {
 		if err := r.d.acquire(ctx, r.w, t); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	} else {
+		var err error
 		if t.e, err = windowing.New[*pipeline.Message](r.w.spec); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		t.e.Dup = (*pipeline.Message).Copy
 	}
 	r.tasks[part] = t
 	r.w.tasksN.Store(int64(len(r.tasks)))
-	return t, true, nil
+	return t, nil
 }
 
 // drop forgets t and nacks what it holds (durable state only: its engine's
-// windows have no members). The next message of its partition acquires
-// the scope again.
+// windows have no members). Later messages of the reads it nacked are
+// nacked too, until their source reads them again (a new read epoch):
+// folding them would skip the nacked ones. The next message of its
+// partition after that acquires the scope again.
 func (r *windowRun) drop(t *task, cause error) {
+	for _, m := range t.held {
+		if e := readEpoch(m); e != "" {
+			src, _, _ := sourcePosition(m)
+			r.blocked[src] = e
+		}
+	}
 	nackAll(t.held, cause)
 	t.held = nil
 	delete(r.tasks, t.part)
 	r.w.tasksN.Store(int64(len(r.tasks)))
 	r.w.open.Store(int64(r.openWindows()))
-}
-
-// dropFenced drops t after another owner fenced its scope; the messages of
-// its current read are nacked until the source reads the partition again.
-func (r *windowRun) dropFenced(t *task, cause error) {
-	r.w.fencedN.Add(1)
-	r.d.fenced[t.part] = t.epoch
-	r.drop(t, cause)
 }
 
 // openWindows counts the open windows of every task.

@@ -1,14 +1,17 @@
 package stages
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pipe-dsl/pipe/pipeline"
 	"github.com/pipe-dsl/pipe/state"
+	"github.com/pipe-dsl/pipe/windowing"
 )
 
 // outcomes records how each test message was resolved.
@@ -54,10 +57,10 @@ func TestGivenTwoPartitionsWhenOneRunsAheadInEventTimeThenTheOtherIsNotLateBecau
 			b := durableBackends(t)["redis"](t)
 			out := &tableOutlet{t: t, rows: map[string]string{}, lateOK: true}
 			o := &outcomes{got: map[string]string{}}
-			r := startDurableWith(t, b, out, c.partitioning)
+			r := startDurableWith(t, b, out, func(cfg *windowConfig) { cfg.Partitioning = c.partitioning })
 			// Given partition 1 at event time 10s (its watermark past the
 			// first second's windows),
-			r.send(o.msg(1, 0, "1", "b", 10_000, 1))
+			r.send(o.msg(1, 0, "5", "b", 10_000, 1)) // each partition has its own read epoch
 			// when partition 0 sends its own key's record at 0.5s,
 			r.send(o.msg(0, 0, "1", "a", 500, 2))
 			r.checkpoint()
@@ -178,5 +181,84 @@ func TestGivenALivePartitionWhenItsReadEpochChangesThenItsStateIsReloadedFromThe
 	r.done <- nil // for the deferred receive
 	if got, want := out.rows[`a@1970-01-01T00:00:00Z`], `{"key":"a","window_start":"1970-01-01T00:00:00Z","window_end":"1970-01-01T00:00:01Z","n":8,"s":28}`; got != want {
 		t.Errorf("row = %s, want %s", got, want)
+	}
+}
+
+func TestGivenPartitioningNoneWhenAnotherReplicaTakesTheScopeThenTheRunEndsFencedAndNacksWhatItFolded(t *testing.T) {
+	b := durableBackends(t)["redis"](t)
+	out := &tableOutlet{t: t, rows: map[string]string{}}
+	o := &outcomes{got: map[string]string{}}
+	// Given a run with one scope for all partitions that folded 10 records,
+	old := startDurableWith(t, b, out, func(c *windowConfig) { c.Partitioning = "none" })
+	for i := range 10 {
+		old.send(o.msg(i%2, i, "1", "a", i*100, i))
+	}
+	// when a second run takes the scope over and the first one commits,
+	newer := startDurableWith(t, b, out, func(c *windowConfig) { c.Partitioning = "none" })
+	defer func() { newer.cancel(); <-newer.done }()
+	newer.send(o.msg(0, 100, "1", "a", 0, 0))
+	old.clock.Advance(old.w.backend.CheckpointInterval())
+	// then the commit is fenced, the run ends with ErrFenced (one owner:
+	// replicas fence each other) and the 10 records are nacked.
+	if err := <-old.committed; !errors.Is(err, state.ErrFenced) {
+		t.Fatalf("commit after the takeover = %v, want ErrFenced", err)
+	}
+	if err := <-old.done; !errors.Is(err, state.ErrFenced) {
+		t.Errorf("Run = %v, want ErrFenced", err)
+	}
+	for i := range 10 {
+		if got := o.of(i%2, i); got != "nacked" {
+			t.Errorf("offset %d: %s, want nacked", i, got)
+		}
+	}
+}
+
+// signalOutlet is a tableOutlet that signals each result.
+type signalOutlet struct {
+	*tableOutlet
+	sent chan struct{}
+}
+
+func (o signalOutlet) Send(ctx context.Context, m *pipeline.Message) error {
+	err := o.tableOutlet.Send(ctx, m)
+	o.sent <- struct{}{}
+	return err
+}
+
+func TestGivenTwoPartitionsWhenOneFallsQuietThenIdleTimeoutClosesOnlyItsWindows(t *testing.T) {
+	b := durableBackends(t)["redis"](t)
+	out := signalOutlet{&tableOutlet{t: t, rows: map[string]string{}}, make(chan struct{}, 10)}
+	o := &outcomes{got: map[string]string{}}
+	r := startDurableWith(t, b, out, func(c *windowConfig) { c.IdleTimeout = 5 * time.Second })
+	defer func() { r.cancel(); <-r.done }()
+	// advance moves the clock 3s: one checkpoint, and want results.
+	advance := func(want int) {
+		t.Helper()
+		r.clock.Advance(3 * time.Second)
+		<-r.committed
+		for range want {
+			select {
+			case <-out.sent:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no window result")
+			}
+		}
+	}
+	// Given partition 0's window at 0s, then 3s later partition 1's,
+	r.send(o.msg(0, 0, "1", "a", 0, 1))
+	advance(0)
+	r.send(o.msg(1, 0, "1", "b", 0, 2))
+	// when the clock passes partition 0's idle timeout (at 5s) but not
+	// partition 1's (at 8s),
+	advance(1)
+	// then only partition 0's window closed (reason idle),
+	closed := func() int64 { return r.w.closed[reasonIndex(windowing.ReasonIdle)].Load() }
+	if got := closed(); got != 1 || len(out.rows) != 1 || out.rows[`a@1970-01-01T00:00:00Z`] == "" {
+		t.Fatalf("windows closed idle = %d, table %v; want 1, a's window", got, out.rows)
+	}
+	// and when partition 1's timeout passes too, its window closes.
+	advance(1)
+	if got := closed(); got != 2 || len(out.rows) != 2 {
+		t.Fatalf("windows closed idle = %d, table %v; want 2, a's and b's windows", got, out.rows)
 	}
 }

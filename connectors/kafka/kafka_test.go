@@ -216,6 +216,17 @@ func TestSourceRereadsFromANackedRecord(t *testing.T) {
 	if !slices.Equal(got[:3], strs(0, 2)) || !slices.Equal(got[i:], strs(3, 9)) {
 		t.Fatalf("values = %v, want 0..2, maybe some of 4.., then 3..9", got)
 	}
+	// The reread is a new read epoch (a stateful stage reloads its state
+	// from its checkpoint when it sees one), the same for all of it.
+	first, reread := rec.got[0].Meta["kafka_read_epoch"], rec.got[i].Meta["kafka_read_epoch"]
+	if first == "" || reread == first {
+		t.Errorf("kafka_read_epoch = %q before the rewind and %q after, want two different epochs", first, reread)
+	}
+	for _, m := range rec.got[i:] {
+		if e := m.Meta["kafka_read_epoch"]; e != reread {
+			t.Errorf("record %s of the reread has kafka_read_epoch %q, want %q", m.Body, e, reread)
+		}
+	}
 	again := newRecorder()
 	produce(t, brokers, "in", 1)
 	consume(t, brokers, "in", "g3", again, 1, count(1), false)

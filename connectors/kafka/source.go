@@ -17,7 +17,8 @@ import (
 )
 
 // metaPrefix starts the Meta keys the source sets besides the headers:
-// kafka_topic, kafka_partition, kafka_offset and kafka_key.
+// kafka_topic, kafka_partition, kafka_offset, kafka_key and
+// kafka_read_epoch.
 const metaPrefix = "kafka_"
 
 type sourceConfig struct {
@@ -26,6 +27,9 @@ type sourceConfig struct {
 	Group          string        `pipe:"group,required" desc:"Consumer group; its committed offsets are where a restart resumes." example:"pipe-orders"`
 	Start          string        `pipe:"start" desc:"Where a group with no committed offset for a partition starts." example:"earliest" enum:"earliest,latest"`
 	CommitInterval time.Duration `pipe:"commit_interval" desc:"How often acknowledged offsets are committed; they are also committed on rebalance and on stop." example:"1s" min:"0.001"`
+	SessionTimeout time.Duration `pipe:"session_timeout" desc:"How long the group waits for a member's heartbeat before it gives the member's partitions to the others: how soon a killed replica's partitions are taken over. Unset: the client's default, 45s." example:"10s" min:"0.001"`
+	Heartbeat      time.Duration `pipe:"heartbeat_interval" desc:"How often the member heartbeats; keep it well under session_timeout (a third or less). Unset: the client's default, 3s." example:"1s" min:"0.001"`
+	RebalanceTime  time.Duration `pipe:"rebalance_timeout" desc:"How long the group waits for every member to rejoin in a rebalance. Unset: the client's default, 60s." example:"30s" min:"0.001"`
 }
 
 func init() {
@@ -53,6 +57,7 @@ type part struct {
 	next      int64 // records below it are stale and skipped
 	exact     bool  // after a rewind, skip until offset == next
 	paused    bool
+	epoch     string // read epoch: new at each assignment and rewind (meta kafka_read_epoch)
 }
 
 // source consumes with autocommit off; parts is guarded by mu.
@@ -66,6 +71,7 @@ type source struct {
 	parts     map[tp]*part
 	interrupt context.CancelFunc // ends the current poll, to rewind sooner
 
+	reads    int64 // read epochs handed out; guarded by mu
 	inflight atomic.Int64
 	stopped  atomic.Bool
 	final    sync.Once
@@ -96,7 +102,7 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 	if s.cfg.Start == "latest" {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ConsumerGroup(s.cfg.Group),
 		kgo.ConsumeTopics(s.cfg.Topics...),
@@ -106,7 +112,17 @@ func (s *source) Read(ctx context.Context, out pipeline.Outlet) error {
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 		kgo.FetchMaxWait(time.Second),
-	)
+	}
+	if s.cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(s.cfg.SessionTimeout))
+	}
+	if s.cfg.Heartbeat > 0 {
+		opts = append(opts, kgo.HeartbeatInterval(s.cfg.Heartbeat))
+	}
+	if s.cfg.RebalanceTime > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(s.cfg.RebalanceTime))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
@@ -160,16 +176,18 @@ func (s *source) send(ctx context.Context, out pipeline.Outlet, r *kgo.Record) e
 	}
 	p.exact, p.next = false, r.Offset+1
 	ticket := p.marks.Add(pos{r.Offset, r.LeaderEpoch})
+	epoch := p.epoch
 	s.mu.Unlock()
 
 	m := pipeline.NewMessage(r.Value, func(err error) { s.resolve(key, p, ticket, err) })
-	m.Meta = make(map[string]string, len(r.Headers)+4)
+	m.Meta = make(map[string]string, len(r.Headers)+5)
 	for _, h := range r.Headers {
 		m.Meta[h.Key] = string(h.Value)
 	}
 	m.Meta[metaPrefix+"topic"] = r.Topic
 	m.Meta[metaPrefix+"partition"] = strconv.Itoa(int(r.Partition))
 	m.Meta[metaPrefix+"offset"] = strconv.FormatInt(r.Offset, 10)
+	m.Meta[metaPrefix+"read_epoch"] = epoch
 	if r.Key != nil {
 		m.Meta[metaPrefix+"key"] = string(r.Key)
 	}
@@ -222,6 +240,7 @@ func (s *source) rewind() {
 		head, _ := p.marks.Head()
 		p.marks.Rewind()
 		p.next, p.exact, p.paused = head.offset, true, false
+		p.epoch = s.newEpoch()
 		if seek[key.topic] == nil {
 			seek[key.topic] = map[int32]kgo.EpochOffset{}
 		}
@@ -314,9 +333,17 @@ func (s *source) assigned(_ context.Context, _ *kgo.Client, added map[string][]i
 	defer s.mu.Unlock()
 	for t, parts := range added {
 		for _, p := range parts {
-			s.parts[tp{t, p}] = &part{committed: -1}
+			s.parts[tp{t, p}] = &part{committed: -1, epoch: s.newEpoch()}
 		}
 	}
+}
+
+// newEpoch returns a read epoch not handed out before; mu is held. A
+// stateful stage that sees a partition's epoch change knows the records
+// now start over from a committed or rewound offset (window_task.go).
+func (s *source) newEpoch() string {
+	s.reads++
+	return strconv.FormatInt(s.reads, 10)
 }
 
 // revoked commits what is acked in the partitions taken away and forgets

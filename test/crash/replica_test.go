@@ -6,202 +6,192 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pipe-dsl/pipe/internal/servicetest"
-	"github.com/pipe-dsl/pipe/state/redisstate"
 )
 
-// TestGivenTwoReplicasOnAPartitionedStreamWhenOneIsKilledThenTheOtherTakesItsPartitionsAndNothingIsLost
-// runs two `pipe run` processes on one JetStream stream of 4 partitions,
-// SIGKILLs one mid-stream, and checks that while both lived each
-// partition went to one process only, that the survivor took the dead
-// one's partitions once its leases expired, and that every message was
-// written and acked.
-func TestGivenTwoReplicasOnAPartitionedStreamWhenOneIsKilledThenTheOtherTakesItsPartitionsAndNothingIsLost(t *testing.T) {
-	const parts, ttl = 4, 2 * time.Second
+// partitions is the replica test's topic size.
+const partitions = 4
+
+// TestGivenTwoReplicasInOneKafkaGroupWhenOneIsKilledThenTheSurvivorTakesItsPartitionsOverAndTheTableEqualsTheExpectedOne
+// runs two `pipe run` processes in one consumer group on a 4-partition
+// topic whose records are keyed (and partitioned) by the window key, with
+// durable window state in Redis and PostgreSQL upserts. Once both hold
+// partitions and every partition has a committed checkpoint, one replica
+// is SIGKILLed while more input arrives; after its session times out
+// (session_timeout: 2s) the survivor owns all four partitions, restores
+// their state from the store, and the table must equal the windows
+// computed from the input, exactly.
+func TestGivenTwoReplicasInOneKafkaGroupWhenOneIsKilledThenTheSurvivorTakesItsPartitionsOverAndTheTableEqualsTheExpectedOne(t *testing.T) {
 	n := size()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
-	stream := "REP_" + id
-	js := jetStream(t, stream)
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
 		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
 	}
-	prefix := "rep:" + id + ":"
+	prefix := "replica:" + id + ":"
 	t.Cleanup(func() {
 		if ks, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(ks) > 0 {
 			rdb.Del(context.Background(), ks...)
 		}
 	})
-	out := "rep_out_" + id
-	conn, err := pgx.Connect(t.Context(), pgDSN)
+	topic := "replica_" + id
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
-		servicetest.Unavailable(t, "PostgreSQL on 127.0.0.1:5432", err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+out)
-		conn.Close(context.Background())
-	})
-	if _, err := conn.Exec(t.Context(), "CREATE TABLE "+out+" (seq bigint, part int, who text, at timestamptz DEFAULT clock_timestamp(), PRIMARY KEY (seq, who))"); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	files := map[string]string{}
-	for _, who := range []string{"a", "b"} {
-		files[who] = filepath.Join(dir, who+".yaml")
-		yaml := fmt.Sprintf(`name: rep_%s
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	db := table(t, "crash_out_"+id)
+	file := filepath.Join(t.TempDir(), "pipe.yaml")
+	yaml := fmt.Sprintf(`name: replica_%s
 state:
   redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}
+  checkpoint_interval: 200ms
 source:
-  nats_jetstream: {stream: %s, durable: rep, create: true, rewind: true, ack_wait: 30s,
-    partitions: %d, partition_subject: "%s.{partition}.>", lease_ttl: %s}
-sink:
-  postgres:
-    dsn: %q
-    table: %s
-    columns: {seq: int(meta.nats_stream_seq), part: int(meta.nats_partition), who: '"%s"'}
-    on_conflict: [seq, who]
-`, id, prefix, stream, parts, stream, ttl, pgDSN, out, who)
-		if err := os.WriteFile(files[who], []byte(yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
+  kafka: {brokers: [%q], topics: [%s], group: win, start: earliest, commit_interval: 100ms, session_timeout: 2s, heartbeat_interval: 200ms}
+`, id, prefix, c.ListenAddrs()[0], topic) + windowToTable(id)
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	holdings := holdings(t, prefix, "nats:"+stream+"/rep")
-	count := func(q string, args ...any) int {
-		var c int
-		if err := conn.QueryRow(t.Context(), q, args...).Scan(&c); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	a, b := run(t, files["a"]), run(t, files["b"])
-	poll(t, "two replicas holding two partitions each", func() bool {
-		h := holdings()
-		return len(h) == 2 && h[0] == 2 && h[1] == 2
-	})
-	// First quarter: both alive and settled, each partition to one process.
-	// Message i goes to partition i%4 and, published in order, gets
-	// stream sequence i+1.
-	pub := func(lo, hi int) error {
+	// Record i has key k(i%keys) and goes to partition (i%keys)%partitions:
+	// one key, one partition (co-partitioned, as the window needs).
+	ends := make([]int64, partitions) // records per partition
+	produce := func(lo, hi int) {
+		var rs []*kgo.Record
 		for i := lo; i < hi; i++ {
-			if _, err := js.js.PublishAsync(fmt.Sprintf("%s.%d.ev", stream, i%parts), fmt.Appendf(nil, `{"i":%d}`, i)); err != nil {
-				return err
-			}
+			p := int32(i % keys % partitions)
+			rs = append(rs, &kgo.Record{Partition: p, Key: fmt.Appendf(nil, "k%d", i%keys),
+				Value: fmt.Appendf(nil, `{"k":"k%d","ts":%d,"v":%d}`, i%keys, int64(i)*100, i)})
+			ends[p]++
 		}
-		select {
-		case <-js.js.PublishAsyncComplete():
-			return nil
-		case <-time.After(30 * time.Second):
-			return fmt.Errorf("publish acks missing")
+		if err := cl.ProduceSync(t.Context(), rs...).FirstErr(); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if err := pub(0, n/4); err != nil {
-		t.Fatal(err)
+	committed := func() []int64 {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = "win"
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic = topic
+		for p := range int32(partitions) {
+			rt.Partitions = append(rt.Partitions, p)
+		}
+		req.Topics = append(req.Topics, rt)
+		out := make([]int64, partitions)
+		for i := range out {
+			out[i] = -1
+		}
+		resp, err := req.RequestWith(t.Context(), cl)
+		if err != nil || len(resp.Topics) == 0 {
+			return out
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			out[p.Partition] = p.Offset
+		}
+		return out
 	}
-	poll(t, "the first quarter written", func() bool { return count("SELECT count(DISTINCT seq) FROM "+out) == n/4 })
-	if shared := count("SELECT count(*) FROM (SELECT part FROM " + out + " GROUP BY part HAVING count(DISTINCT who) > 1) x"); shared != 0 {
-		t.Fatalf("%d partitions went to both processes while both lived", shared)
-	}
-	if c := count("SELECT count(DISTINCT who) FROM " + out); c != 2 {
-		t.Fatalf("%d processes wrote the first quarter, want 2", c)
-	}
-	// Second quarter: kill a as soon as it wrote some of it.
-	published := make(chan error, 1)
-	go func() { published <- pub(n/4, n/2) }()
-	poll(t, "a to write some of the second quarter", func() bool {
-		return count("SELECT count(*) FROM "+out+" WHERE who = 'a' AND seq > $1", n/4) > 0
-	})
-	killed := time.Now()
-	if err := a.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = a.Wait()
-	var aParts []int
-	rs, err := conn.Query(t.Context(), "SELECT DISTINCT part FROM "+out+" WHERE who = 'a' ORDER BY part")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rs.Next() {
-		var p int
-		_ = rs.Scan(&p)
-		aParts = append(aParts, p)
-	}
-	rs.Close()
-	if err := <-published; err != nil {
-		t.Fatal(err)
-	}
-	if err := pub(n/2, n); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, "every message written", func() bool { return count("SELECT count(DISTINCT seq) FROM "+out) == n })
-	poll(t, "every partition's consumer settled", func() bool {
-		for p := range parts {
-			c, err := js.js.Consumer(t.Context(), stream, fmt.Sprintf("rep-%d", p))
-			if err != nil {
-				return false
-			}
-			info, err := c.Info(t.Context())
-			if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+
+	// Given two replicas that share the group's four partitions,
+	a, b := run(t, file), run(t, file)
+	poll(t, "both replicas to hold partitions", func() bool { return assignedMembers(t, cl) == 2 })
+	// and a first part of the input committed in every partition (so each
+	// replica committed checkpoints of its partitions),
+	produce(0, n/2)
+	poll(t, "a commit in every partition", func() bool {
+		for _, off := range committed() {
+			if off <= 0 {
 				return false
 			}
 		}
 		return true
 	})
-	// b took a's partitions, and not before a's leases could expire.
-	var first time.Time
-	if err := conn.QueryRow(t.Context(), "SELECT min(at) FROM "+out+" WHERE who = 'b' AND part = ANY($1)", aParts).Scan(&first); err != nil {
-		t.Fatalf("b never wrote a's partitions %v: %v", aParts, err)
-	}
-	t.Logf("a held partitions %v; b wrote the first of them %v after the kill (lease_ttl %v); %d messages written twice (a's unacked, replayed by b)",
-		aParts, first.Sub(killed).Round(time.Millisecond), ttl, count("SELECT count(*) FROM "+out)-n)
-	if len(aParts) != 2 {
-		t.Errorf("a wrote partitions %v, want two", aParts)
-	}
-	if bad := count("SELECT count(*) FROM "+out+" WHERE part <> (seq - 1) % $1 OR seq < 1 OR seq > $2", parts, n); bad != 0 {
-		t.Errorf("%d rows carry a wrong nats_partition or an unpublished sequence", bad)
-	}
-	if took := first.Sub(killed); took < ttl/2 {
-		t.Errorf("b wrote a's partition %v after the kill, before a's leases (ttl %v) could have expired", took, ttl)
-	}
-	if err := b.Process.Signal(syscall.SIGTERM); err != nil {
+	// when more input arrives and one replica is SIGKILLed mid-stream,
+	produce(n/2, 3*n/4)
+	if err := b.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Wait(); err != nil {
-		t.Errorf("b, stopped with SIGTERM: %v", err)
+	_ = b.Wait()
+	t.Logf("killed one replica; committed offsets then %v of %v", committed(), ends)
+	killed := time.Now()
+	// and the rest arrives, with a closing record per partition whose
+	// event time closes every window of that partition,
+	produce(3*n/4, n)
+	for p := range int32(partitions) {
+		if err := cl.ProduceSync(t.Context(), &kgo.Record{Partition: p, Key: []byte("end"),
+			Value: fmt.Appendf(nil, `{"k":"end","ts":%d,"v":0}`, int64(n)*100+5000)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		ends[p]++
+	}
+	// then the survivor takes the dead replica's partitions over and the
+	// table equals the windows computed directly: none missing, none
+	// counted twice, exact values.
+	want := expected(n)
+	poll(t, "the table to be complete and every offset committed", func() bool {
+		off := committed()
+		for p := range off {
+			if off[p] != ends[p] {
+				return false
+			}
+		}
+		return db.count(t) == len(want)
+	})
+	t.Logf("the survivor finished %s after the kill", time.Since(killed).Round(time.Millisecond))
+	if err := a.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Wait(); err != nil {
+		t.Errorf("the survivor, stopped with SIGTERM: %v", err)
+	}
+	got := db.rows(t)
+	if len(got) != len(want) {
+		t.Errorf("table has %d rows, want %d", len(got), len(want))
+	}
+	bad := 0
+	for k, w := range want {
+		if got[k] != w && bad < 10 {
+			bad++
+			t.Errorf("row %s = %v, want %v", k, got[k], w)
+		}
 	}
 }
 
-// holdings returns a function listing how many partitions each live
-// replica of group holds (leases in Redis under prefix), in any order.
-func holdings(t *testing.T, prefix, group string) func() []int {
-	leases, err := (&redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix}).OpenLeases()
-	if err != nil {
-		t.Fatal(err)
+// assignedMembers counts the members of group win that hold at least one
+// partition in a stable group.
+func assignedMembers(t *testing.T, cl *kgo.Client) int {
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{"win"}
+	resp, err := req.RequestWith(t.Context(), cl)
+	if err != nil || len(resp.Groups) == 0 || resp.Groups[0].State != "Stable" {
+		return 0
 	}
-	t.Cleanup(func() { leases.Close() })
-	return func() []int {
-		h, err := leases.Holders(t.Context(), group)
-		if err != nil {
-			t.Fatal(err)
+	n := 0
+	for _, m := range resp.Groups[0].Members {
+		var a kmsg.ConsumerMemberAssignment
+		if a.ReadFrom(m.MemberAssignment) != nil {
+			continue
 		}
-		by := map[string]int{}
-		for name, owner := range h {
-			if strings.HasPrefix(name, "part/") {
-				by[owner]++
+		for _, tp := range a.Topics {
+			if len(tp.Partitions) > 0 {
+				n++
+				break
 			}
 		}
-		var out []int
-		for _, c := range by {
-			out = append(out, c)
-		}
-		return out
 	}
+	return n
 }
