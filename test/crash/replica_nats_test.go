@@ -22,7 +22,8 @@ import (
 // runs two `pipe run` processes on one JetStream stream of 4 partitions,
 // SIGKILLs one mid-stream, and checks that while both lived each
 // partition went to one process only, that the survivor took the dead
-// one's partitions once its leases expired, and that every message was
+// one's partitions once its leases could expire (2/3 of the TTL at the
+// earliest: it renews every third), and that every message was
 // written and acked.
 func TestGivenTwoReplicasOnAPartitionedStreamWhenOneIsKilledThenTheOtherTakesItsPartitionsAndNothingIsLost(t *testing.T) {
 	const parts, ttl = 4, 2 * time.Second
