@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pipe-dsl/pipe/pipeline"
-	"github.com/pipe-dsl/pipe/state"
 	"github.com/pipe-dsl/pipe/windowing"
 )
 
@@ -62,10 +61,11 @@ func (t *timer) stop() {
 // soft stop. At the hard stop it nacks every held message and returns an
 // error wrapping pipeline.ErrAbandoned if it held any.
 //
-// With durable state (window_durable.go) it first restores the engine from
-// the store, commits a checkpoint every checkpoint_interval, acks source
-// messages by checkpoint, and at a soft stop commits instead of emitting:
-// open windows stay in the store for the next run.
+// With durable state (window_durable.go) it restores each partition's task
+// from the store at the partition's first message, commits a checkpoint
+// every checkpoint_interval, acks source messages by checkpoint, and at a
+// soft stop commits instead of emitting: open windows stay in the store for
+// the next run.
 func (w *windowStage) Run(ctx context.Context, in <-chan *pipeline.Message, out pipeline.Outlet) error {
 	r := &windowRun{w: w, out: out, tasks: map[string]*task{}, blocked: map[string]string{}, warned: map[string]time.Time{}}
 	if w.backend != nil {
@@ -126,7 +126,7 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		return err
 	}
 	if !ok {
-		m.Nack(fmt.Errorf("window: another owner took this partition's state scope: %w", state.ErrFenced))
+		m.Nack(errStaleRead)
 		return nil
 	}
 	if t.replayed(m) {

@@ -2,7 +2,7 @@ package stages
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
 
 	"github.com/pipe-dsl/pipe/pipeline"
@@ -30,9 +30,14 @@ type task struct {
 	dirty bool // the engine changed since the last commit
 }
 
-// errReread nacks a task's held messages when its partition is read again
-// from a committed or rewound position: the new read replays them.
-var errReread = fmt.Errorf("window: the partition is read again from its committed position: %w", pipeline.ErrAbandoned)
+var (
+	// errReread nacks a task's held messages when its partition is read
+	// again from a committed or rewound position: the new read replays them.
+	errReread = errors.New("window: the partition is read again from its committed position")
+	// errStaleRead nacks a message of a read whose earlier messages a
+	// dropped task nacked: the source reads them all again.
+	errStaleRead = errors.New("window: this read of the partition was dropped (fenced or reloaded); the source reads it again")
+)
 
 // taskFor returns the task of m's partition, creating it at its first
 // message: with durable state it acquires the partition's scope (fencing

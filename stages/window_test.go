@@ -296,6 +296,7 @@ func TestWindowRefusesConfigsThatCannotWork(t *testing.T) {
 		{windowConfig{Type: "session", Size: time.Second, Gap: time.Second}, "take gap, not size"},
 		{windowConfig{Type: "tumbling", Size: time.Second, Gap: time.Second}, "gap is for session"},
 		{windowConfig{Type: "tumbling", Size: time.Second, EndsWhen: cel(t, "true")}, "ends_when is for session"},
+		{windowConfig{Type: "tumbling", Size: time.Second, Partitioning: "source"}, "source partitioning needs key"},
 		{windowConfig{Type: "tumbling", Size: time.Second, Aggregate: map[string]string{"key": "count()"}}, "reserved"},
 		{windowConfig{Type: "tumbling", Size: time.Second, EventTime: cel(t, "msg.ts > 0")}, "event_time: the expression is a bool"},
 		{windowConfig{Type: "session", Gap: time.Second, EndsWhen: cel(t, "msg.kind")}, ""},

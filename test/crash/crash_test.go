@@ -1,7 +1,8 @@
 // Package crash SIGKILLs `pipe run` processes that window a JetStream
-// stream with durable state into PostgreSQL upserts, and checks that the
-// final table equals the windows computed directly from the input: no
-// window missing, none counted twice. The default size runs in the normal
+// stream or a Kafka topic (kfake) with durable state into PostgreSQL
+// upserts, one process or two replicas in one consumer group, and checks
+// that the final table equals the windows computed directly from the
+// input: no window missing, none counted twice. The default size runs in the normal
 // test suite (3,000 messages); `make crash` runs 100,000 with -tags crash
 // (CRASH_N overrides either).
 package crash

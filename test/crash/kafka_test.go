@@ -1,5 +1,3 @@
-//go:build crash
-
 package crash
 
 import (
@@ -21,14 +19,11 @@ import (
 
 // TestGivenKafkaIntoADurableWindowWhenPipeIsKilledThreeTimesThenTheTableEqualsTheExpectedOne
 // runs a kfake cluster in the test process and pipe as a child process
-// pointing at it: one partition (the stage keeps one engine per node, so a
-// multi-partition topic would make the watermark depend on interleaving).
-// Each of the first three runs is killed once a checkpoint of its part
-// was committed to Kafka; it has read at most its part (nothing more is
+// pointing at it, on one partition (replica_test.go covers four). Each of
+// the first three runs is killed once a checkpoint of its part was
+// committed to Kafka; it has read at most its part (nothing more is
 // produced yet). Each restart waits out the killed member's session
-// timeout in the group (about 40 s with pipe's client defaults), so this
-// test runs only with -tags crash (make crash): 3,000 messages take about
-// 140 s.
+// timeout in the group (session_timeout: 2s).
 func TestGivenKafkaIntoADurableWindowWhenPipeIsKilledThreeTimesThenTheTableEqualsTheExpectedOne(t *testing.T) {
 	n := size()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -44,7 +39,7 @@ func TestGivenKafkaIntoADurableWindowWhenPipeIsKilledThreeTimesThenTheTableEqual
 		}
 	})
 	topic := "crash_" + id
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +56,7 @@ state:
   redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}
   checkpoint_interval: 200ms
 source:
-  kafka: {brokers: [%q], topics: [%s], group: win, start: earliest, commit_interval: 100ms}
+  kafka: {brokers: [%q], topics: [%s], group: win, start: earliest, commit_interval: 100ms, session_timeout: 2s, heartbeat_interval: 200ms}
 `, id, prefix, c.ListenAddrs()[0], topic) + windowToTable(id)
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
