@@ -96,7 +96,7 @@ func (b *Backend) OpenShared() (state.Shared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Shared{d}, nil
+	return &Shared{d: d, every: sweepEvery, now: time.Now}, nil
 }
 
 // OpenLimiter fails: PostgreSQL state has no shared rate limiter.
