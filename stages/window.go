@@ -75,9 +75,11 @@ type windowStage struct {
 	open, late, early atomic.Int64
 	closed            [len(windowReasons)]atomic.Int64
 
-	// With a `state:` block (window_durable.go): the store, the scope
-	// <pipeline>/<node> this stage owns, and its checkpoint figures.
+	// With a `state:` block (window_durable.go): the store, the guard every
+	// store call runs under (its store_* figures outlive each Run), the
+	// scope <pipeline>/<node> this stage owns, and its checkpoint figures.
 	backend               state.Backend
+	guard                 *state.Guard
 	scope, node           string
 	ckpts, ckptFailures   atomic.Int64
 	ckptBytes, ckptMicros atomic.Int64
@@ -188,6 +190,11 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 		// its windows.
 		w.backend, w.scope, w.node = env.State, env.Pipeline+"/"+env.Node, env.Node
 		w.holding = env.State.CheckpointInterval()
+		g, err := state.NewGuard(env.Node+" state store", w.clock, w.log, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		w.guard = g
 	}
 	return w, nil
 }

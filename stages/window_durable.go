@@ -108,12 +108,7 @@ func (w *windowStage) openDurable(ctx context.Context) (*durable, *windowing.Eng
 	if err != nil {
 		return nil, nil, fmt.Errorf("window state: %w", err)
 	}
-	guard, err := state.NewGuard(w.node+" state store", w.clock, w.log, time.Second)
-	if err != nil {
-		store.Close()
-		return nil, nil, err
-	}
-	owner, cp, err := state.Acquire(ctx, store, guard, w.scope)
+	owner, cp, err := state.Acquire(ctx, store, w.guard, w.scope)
 	if err != nil {
 		store.Close()
 		return nil, nil, fmt.Errorf("window state: loading %s: %w", w.scope, err)
