@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -30,14 +31,16 @@ import (
 const maxRanges = 1024
 
 // durable is one Run's link to the store: the owner of the stage's scope,
-// the folded positions per source partition, the source messages folded
-// since the last commit, and the window results not yet resolved.
+// the folded positions per source partition (all of them, and those the
+// last commit holds), the source messages to ack at the next commit, and
+// the window results not yet resolved.
 // The Run goroutine owns all of it but the result counters.
 type durable struct {
 	store  state.Store
 	owner  *state.Owner
 	node   string
-	pos    map[string]*folded
+	pos    map[string]*folded // every position folded into the engine
+	cpos   map[string]*folded // the positions the store holds (last commit or restore)
 	held   []*pipeline.Message
 	timer  timer
 	noPos  bool // a message without a source position was folded (warned once)
@@ -62,6 +65,15 @@ type folded struct {
 func (f *folded) has(p int64) bool {
 	i := sort.Search(len(f.Ranges), func(i int) bool { return f.Ranges[i][1] >= p })
 	return i < len(f.Ranges) && f.Ranges[i][0] <= p
+}
+
+// clonePositions copies every partition's ranges.
+func clonePositions(pos map[string]*folded) map[string]*folded {
+	c := make(map[string]*folded, len(pos))
+	for p, f := range pos {
+		c[p] = &folded{Ranges: slices.Clone(f.Ranges)}
+	}
+	return c
 }
 
 // add puts p in, merging adjacent ranges.
@@ -137,18 +149,31 @@ func (w *windowStage) openDurable(ctx context.Context) (*durable, *windowing.Eng
 		}
 		d.pos[p] = f
 	}
+	d.cpos = clonePositions(d.pos)
 	w.log.Info("window: restored from the state store", "scope", w.scope, "checkpoint", cp.Seq, "open_windows", e.Open(), "partitions", len(d.pos))
 	d.timer.set(w.clock, w.backend.CheckpointInterval())
 	return d, e, nil
 }
 
-// replayed reports whether m is already in the state; the caller acks it.
+// replayed reports whether m is already in the engine, and settles it: a
+// copy of a committed message is acked at once, but a copy of one folded
+// since the last commit (JetStream redelivers after ack_wait, e.g. while
+// the store is down) is held like its original and acked by the next
+// commit, so no position is acked before the store holds it.
 func (d *durable) replayed(m *pipeline.Message) bool {
 	if d == nil {
 		return false
 	}
 	p, pos, ok := sourcePosition(m)
-	return ok && d.pos[p] != nil && d.pos[p].has(pos)
+	if !ok || d.pos[p] == nil || !d.pos[p].has(pos) {
+		return false
+	}
+	if c := d.cpos[p]; c != nil && c.has(pos) {
+		m.Ack()
+	} else {
+		d.held = append(d.held, m)
+	}
+	return true
 }
 
 // fold records that m is now in the engine: its position goes into the
@@ -233,6 +258,7 @@ func (d *durable) checkpoint(ctx context.Context, w *windowStage, e *windowing.E
 		m.Ack()
 	}
 	d.held = d.held[:0]
+	d.cpos = clonePositions(d.pos)
 	d.dirty = false
 	return nil
 }

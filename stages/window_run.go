@@ -131,9 +131,8 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		r.out.Fail(ctx, m, errBatch("window"))
 		return nil
 	}
-	if r.d.replayed(m) {
+	if r.d.replayed(m) { // acked, or held for the next commit
 		w.replayedN.Add(1)
-		m.Ack() // the committed state holds it already
 		return nil
 	}
 	now := w.clock.Now()
