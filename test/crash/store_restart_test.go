@@ -33,10 +33,26 @@ import (
 // equals the windows computed from the input, nothing lost, nothing
 // counted twice.
 func TestGivenADurableWindowOnRedisWhenRedisIsKilledAndRestartedMidRunThenTheTableEqualsTheExpectedOne(t *testing.T) {
+	restartMidRun(t, startRedis(t, true))
+}
+
+// TestGivenADurableWindowOnPostgresWhenPostgresIsKilledAndRestartedMidRunThenTheTableEqualsTheExpectedOne
+// is the same with the state in a private PostgreSQL (initdb into a
+// temporary directory, run as the postgres user when the test runs as
+// root): the postmaster and its children are SIGKILLed, and the restart
+// recovers from the WAL.
+func TestGivenADurableWindowOnPostgresWhenPostgresIsKilledAndRestartedMidRunThenTheTableEqualsTheExpectedOne(t *testing.T) {
+	restartMidRun(t, startPostgres(t))
+}
+
+// restartMidRun kills store under a running pipe (startOutage), restarts
+// it, and checks that the same pipe commits, takes the rest, and writes
+// the expected table.
+func restartMidRun(t *testing.T, store privateStore) {
 	n := size()
-	o := startOutage(t, true)
-	// and when Redis is back with its append-only file, the same pipe
-	// commits, takes the rest, and the table equals the expected one.
+	o := startOutage(t, store)
+	// and when the store is back with its data, the same pipe commits,
+	// takes the rest, and the table equals the expected one.
 	o.store.start(t)
 	publish(t, o.js.js, o.subject, 3*n/4, n)
 	closing := fmt.Sprintf(`{"k":"end","ts":%d,"v":0}`, int64(n)*100+5000)
@@ -53,7 +69,7 @@ func TestGivenADurableWindowOnRedisWhenRedisIsKilledAndRestartedMidRunThenTheTab
 		return o.db.count(t) == len(want) && o.js.settled(t)
 	})
 	if s := metric(t, o.http, "pipe_window_store_breaker_state"); s != 0 {
-		t.Errorf("store_breaker_state = %v after Redis came back, want 0 (closed)", s)
+		t.Errorf("store_breaker_state = %v after the store came back, want 0 (closed)", s)
 	}
 	if err := o.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -82,7 +98,7 @@ func TestGivenADurableWindowOnRedisWhenRedisIsKilledAndRestartedMidRunThenTheTab
 // commit is refused with state.ErrLost), nacking what it holds, rather
 // than go on over the hole or hang.
 func TestGivenADurableWindowOnRedisWhenRedisRestartsWithoutItsDataThenPipeStopsWithAnErrorAndAcksNothingMore(t *testing.T) {
-	o := startOutage(t, false)
+	o := startOutage(t, startRedis(t, false))
 	floor := o.js.info(t).AckFloor.Stream
 	o.store.start(t)
 	var err error
@@ -106,9 +122,17 @@ func TestGivenADurableWindowOnRedisWhenRedisRestartsWithoutItsDataThenPipeStopsW
 	}
 }
 
-// outage is one `pipe run` whose private Redis was killed mid-run.
+// privateStore is a state store server of the test's own.
+type privateStore interface {
+	// block is the `state:` entry that reaches it.
+	block() string
+	start(t *testing.T)
+	kill(t *testing.T)
+}
+
+// outage is one `pipe run` whose private store was killed mid-run.
 type outage struct {
-	store   *privateRedis
+	store   privateStore
 	js      *jetStreamT
 	db      *outTable
 	subject string
@@ -119,24 +143,24 @@ type outage struct {
 }
 
 // startOutage runs pipe on a JetStream stream into a durable window with
-// state in a private Redis (persist: with an fsynced append-only file),
-// lets it read and commit the first half of size() messages, SIGKILLs
-// Redis, publishes the third quarter, and checks that while Redis is down
-// the breaker opens, nothing more is acked and pipe keeps running.
-func startOutage(t *testing.T, persist bool) *outage {
+// state in store, lets it read and commit the first half of size()
+// messages, SIGKILLs the store, publishes the third quarter, and checks
+// that while the store is down the breaker opens, nothing more is acked and
+// pipe keeps running.
+func startOutage(t *testing.T, store privateStore) *outage {
 	t.Helper()
 	n := size()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
-	o := &outage{store: startRedis(t, persist), js: jetStream(t, "RESTART_"+id), db: table(t, "crash_out_"+id),
+	o := &outage{store: store, js: jetStream(t, "RESTART_"+id), db: table(t, "crash_out_"+id),
 		subject: "RESTART_" + id + ".ev", http: freeAddr(t), exited: make(chan error, 1), stderr: &syncBuffer{}}
 	file := filepath.Join(t.TempDir(), "pipe.yaml")
 	yaml := fmt.Sprintf(`name: restart_%s
 state:
-  redis: {url: "redis://%s/0", prefix: "restart:"}
+  %s
   checkpoint_interval: 200ms
 source:
   nats_jetstream: {stream: RESTART_%s, durable: win, create: true, rewind: true, ack_wait: 30s, max_ack_pending: 100000}
-`, id, o.store.addr, id) + windowToTable(id)
+`, id, o.store.block(), id) + windowToTable(id)
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +177,7 @@ source:
 		<-o.exited
 	})
 	o.js.waitDelivered(t, uint64(n/2), uint64(n/2))
-	// when Redis is killed and more input arrives while it is down,
+	// when the store is killed and more input arrives while it is down,
 	o.store.kill(t)
 	publish(t, o.js.js, o.subject, n/2, 3*n/4)
 	poll(t, "the window's store breaker to open", func() bool {
@@ -174,7 +198,7 @@ source:
 		t.Fatalf("pipe exited during the store outage: %v", err)
 	default:
 	}
-	t.Logf("Redis down: ack floor %d of %d published, %v failed store calls",
+	t.Logf("store down: ack floor %d of %d published, %v failed store calls",
 		floor, 3*n/4, metric(t, o.http, "pipe_window_store_failures_total"))
 	return o
 }
@@ -204,6 +228,10 @@ type privateRedis struct {
 	persist   bool
 	cmd       *exec.Cmd
 	exited    chan struct{}
+}
+
+func (r *privateRedis) block() string {
+	return fmt.Sprintf(`redis: {url: "redis://%s/0", prefix: "restart:"}`, r.addr)
 }
 
 func startRedis(t *testing.T, persist bool) *privateRedis {
