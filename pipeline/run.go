@@ -37,6 +37,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
+	// soft is ctx, also cancelled when a stage fails (stageFailed).
+	soft, stopSoft := context.WithCancel(ctx)
+	defer stopSoft()
 	kill := func() {
 		if hard.Err() == nil {
 			p.killed.Store(true)
@@ -47,7 +50,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	done := make(chan struct{})
 	var watch sync.WaitGroup
-	watch.Go(func() { p.watchDrain(ctx, done, cancelHard) })
+	watch.Go(func() { p.watchDrain(soft, done, cancelHard) })
 
 	for _, n := range p.nodes {
 		n.producers.Store(int32(n.ins))
@@ -70,13 +73,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	for _, n := range p.nodes {
 		wg.Go(func() {
-			fail(n, p.runNode(ctx, hard, n))
+			err := p.runNode(soft, hard, n)
+			if err != nil && n.stage != nil && hard.Err() == nil {
+				p.stageFailed(n, err, stopSoft)
+			}
+			fail(n, err)
 			p.finished(n)
 		})
 	}
 	var dlqDone sync.WaitGroup
 	if p.dlq != nil {
-		dlqDone.Go(func() { fail(p.dlq, p.runNode(ctx, hard, p.dlq)) })
+		dlqDone.Go(func() { fail(p.dlq, p.runNode(soft, hard, p.dlq)) })
 	}
 	wg.Wait()
 	if p.dlq != nil {
@@ -173,6 +180,20 @@ func (p *Pipeline) watchDrain(ctx context.Context, done <-chan struct{}, hardSto
 	case <-t.C():
 		p.Logger.Warn("drain timeout: abandoning in-flight messages", "pipeline", p.Name, "timeout", d)
 		hardStop()
+	}
+}
+
+// stageFailed handles a stage whose Run returned an error before the hard
+// stop (such as a window fenced by a newer owner of its state): it reads
+// no more input, so its upstream would block on it forever. The run stops
+// softly (sources stop reading, the rest drains, the drain timeout still
+// bounds it), and what still reaches the stage is nacked for redelivery.
+func (p *Pipeline) stageFailed(n *node, err error, stopSoft context.CancelFunc) {
+	p.Logger.Error("stage failed: stopping the pipeline", "pipeline", p.Name, "node", n.name, "err", err)
+	stopSoft()
+	out := &outlet{p: p, n: n}
+	for m := range n.in {
+		out.abandon(m)
 	}
 }
 

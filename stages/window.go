@@ -80,10 +80,12 @@ type windowStage struct {
 	// partition (partitioning: source; window_task.go).
 	partitioned bool
 
-	// With a `state:` block (window_durable.go): the store, the scope
-	// <pipeline>/<node> (a partition's task adds /<partition>), and the
-	// checkpoint figures.
+	// With a `state:` block (window_durable.go): the store, the guard every
+	// store call runs under (its store_* figures outlive each Run), the
+	// scope <pipeline>/<node> (a partition's task adds /<partition>), and
+	// the checkpoint figures.
 	backend               state.Backend
+	guard                 *state.Guard
 	scope, node           string
 	tasksN, fencedN       atomic.Int64
 	ckpts, ckptFailures   atomic.Int64
@@ -198,6 +200,11 @@ func newWindow(c *windowConfig, env component.Env) (any, error) {
 		// its windows.
 		w.backend, w.scope, w.node = env.State, env.Pipeline+"/"+env.Node, env.Node
 		w.holding = env.State.CheckpointInterval()
+		g, err := state.NewGuard(env.Node+" state store", w.clock, w.log, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		w.guard = g
 	}
 	return w, nil
 }

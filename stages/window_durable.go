@@ -35,12 +35,12 @@ import (
 // long-acked ones) counts as folded.
 const maxRanges = 1024
 
-// durable is one Run's link to the store, shared by its tasks: the store
-// and its guard, the checkpoint timer, and the window results not yet
-// resolved. The Run goroutine owns all of it but the result counters.
+// durable is one Run's link to the store, shared by its tasks: the store,
+// the checkpoint timer, and the window results not yet resolved (store
+// calls run under the stage's guard). The Run goroutine owns all of it but
+// the result counters.
 type durable struct {
 	store  state.Store
-	guard  *state.Guard
 	timer  timer
 	noPos  bool // a message without a source position was folded (warned once)
 	sent   atomic.Int64
@@ -63,6 +63,15 @@ type folded struct {
 func (f *folded) has(p int64) bool {
 	i := sort.Search(len(f.Ranges), func(i int) bool { return f.Ranges[i][1] >= p })
 	return i < len(f.Ranges) && f.Ranges[i][0] <= p
+}
+
+// clonePositions copies every partition's ranges.
+func clonePositions(pos map[string]*folded) map[string]*folded {
+	c := make(map[string]*folded, len(pos))
+	for p, f := range pos {
+		c[p] = &folded{Ranges: slices.Clone(f.Ranges)}
+	}
+	return c
 }
 
 // add puts p in, merging adjacent ranges.
@@ -110,8 +119,15 @@ func sourcePosition(m *pipeline.Message) (partition string, pos int64, ok bool) 
 // readEpoch returns the source's read epoch of m's partition: it changes
 // whenever this process starts reading the partition again from a
 // committed or rewound position (Kafka: kafka_read_epoch, set at each
-// assignment and rewind). "" when the source sets none.
-func readEpoch(m *pipeline.Message) string { return m.Meta["kafka_read_epoch"] }
+// assignment and rewind; JetStream: nats_read_epoch, set whenever a
+// partition's consumer is read again from its ack floor). "" when the
+// source sets none.
+func readEpoch(m *pipeline.Message) string {
+	if e, ok := m.Meta["kafka_read_epoch"]; ok {
+		return e
+	}
+	return m.Meta["nats_read_epoch"]
+}
 
 // openDurable opens the store the Run's tasks share; no I/O happens until
 // a task acquires its scope.
@@ -120,12 +136,7 @@ func (w *windowStage) openDurable() (*durable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("window state: %w", err)
 	}
-	guard, err := state.NewGuard(w.node+" state store", w.clock, w.log, time.Second)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	d := &durable{store: store, guard: guard, done: make(chan struct{}, 1)}
+	d := &durable{store: store, done: make(chan struct{}, 1)}
 	d.timer.set(w.clock, w.backend.CheckpointInterval())
 	return d, nil
 }
@@ -133,7 +144,7 @@ func (w *windowStage) openDurable() (*durable, error) {
 // acquire takes t's scope (fencing any previous owner) and restores t's
 // engine and folded positions from its last checkpoint.
 func (d *durable) acquire(ctx context.Context, w *windowStage, t *task) error {
-	owner, cp, err := state.Acquire(ctx, d.store, d.guard, t.scope)
+	owner, cp, err := state.Acquire(ctx, d.store, w.guard, t.scope)
 	if err != nil {
 		return fmt.Errorf("window state: loading %s: %w", t.scope, err)
 	}
@@ -156,17 +167,30 @@ func (d *durable) acquire(ctx context.Context, w *windowStage, t *task) error {
 		}
 		t.pos[p] = f
 	}
+	t.cpos = clonePositions(t.pos)
 	w.log.Info("window: restored from the state store", "scope", t.scope, "checkpoint", cp.Seq, "open_windows", t.e.Open(), "partitions", len(t.pos))
 	return nil
 }
 
-// replayed reports whether m is already in t's state; the caller acks it.
+// replayed reports whether m is already in t's engine, and settles it: a
+// copy of a committed message is acked at once, but a copy of one folded
+// since the last commit (JetStream redelivers after ack_wait, e.g. while
+// the store is down) is held like its original and acked by the next
+// commit, so no position is acked before the store holds it.
 func (t *task) replayed(m *pipeline.Message) bool {
 	if t.owner == nil {
 		return false
 	}
 	p, pos, ok := sourcePosition(m)
-	return ok && t.pos[p] != nil && t.pos[p].has(pos)
+	if !ok || t.pos[p] == nil || !t.pos[p].has(pos) {
+		return false
+	}
+	if c := t.cpos[p]; c != nil && c.has(pos) {
+		m.Ack()
+	} else {
+		t.held = append(t.held, m)
+	}
+	return true
 }
 
 // fold records that m is now in t's engine: its position goes into t's
@@ -273,6 +297,7 @@ func (t *task) commit(ctx context.Context, w *windowStage) error {
 		m.Ack()
 	}
 	t.held = t.held[:0]
+	t.cpos = clonePositions(t.pos)
 	t.dirty = false
 	return nil
 }

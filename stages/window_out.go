@@ -69,9 +69,10 @@ func (w *windowStage) Report() []pipeline.Figure {
 			pipeline.Figure{Name: "checkpoint_failures", Help: "Checkpoint commits that failed (fenced, or the stop came first).", Kind: pipeline.Counter, Value: float64(w.ckptFailures.Load())},
 			pipeline.Figure{Name: "checkpoint_bytes", Help: "Size of the window state in the last checkpoint.", Kind: pipeline.Gauge, Value: float64(w.ckptBytes.Load())},
 			pipeline.Figure{Name: "checkpoint_seconds", Help: "Duration of the last checkpoint commit.", Kind: pipeline.Gauge, Value: float64(w.ckptMicros.Load()) / 1e6},
-			pipeline.Figure{Name: "replayed_skipped", Help: "Redelivered source messages skipped because a committed checkpoint holds them.", Kind: pipeline.Counter, Value: float64(w.replayedN.Load())},
+			pipeline.Figure{Name: "replayed_skipped", Help: "Redelivered source messages skipped because the state holds them already (acked, or held for the next checkpoint).", Kind: pipeline.Counter, Value: float64(w.replayedN.Load())},
 			pipeline.Figure{Name: "owned_partitions", Help: "Source partitions whose window state this process owns (one with partitioning: none).", Kind: pipeline.Gauge, Value: float64(w.tasksN.Load())},
 			pipeline.Figure{Name: "fenced_partitions", Help: "Partitions dropped because another replica took their state scope (a rebalance).", Kind: pipeline.Counter, Value: float64(w.fencedN.Load())})
+		figs = append(figs, w.guard.Report()...) // store_*: the outage, if any
 	}
 	return figs
 }

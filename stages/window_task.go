@@ -24,8 +24,9 @@ type task struct {
 	e      *windowing.Engine[*pipeline.Message]
 	last   time.Time
 
-	owner *state.Owner // nil without durable state
-	pos   map[string]*folded
+	owner *state.Owner       // nil without durable state
+	pos   map[string]*folded // every position folded into the engine
+	cpos  map[string]*folded // the positions the store holds (last commit or restore)
 	held  []*pipeline.Message
 	dirty bool // the engine changed since the last commit
 }

@@ -57,7 +57,7 @@ func NewGuard(name string, clock pipeline.Clock, logger *slog.Logger, recovery t
 // retryable reports whether a store error may pass on a later attempt.
 func retryable(err error) bool {
 	switch {
-	case err == nil, errors.Is(err, ErrFenced), errors.Is(err, ErrNoLimiter),
+	case err == nil, errors.Is(err, ErrFenced), errors.Is(err, ErrLost), errors.Is(err, ErrNoLimiter),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}

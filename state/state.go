@@ -29,6 +29,12 @@ import (
 // since this checkpoint's epoch: this process must stop writing state.
 var ErrFenced = errors.New("state: checkpoint fenced by a newer owner")
 
+// ErrLost is returned by Commit when the scope's epoch is older than the
+// committing owner's: the store lost the scope (restarted without its data,
+// or the keys were deleted), so the checkpoints committed before are gone
+// and the owner must stop rather than write over the hole.
+var ErrLost = errors.New("state: the store lost this scope (its epoch went back; was it restarted without persistence?)")
+
 // ErrNoLimiter is returned by Backend.OpenLimiter for backends without a
 // store-side rate limiter (PostgreSQL).
 var ErrNoLimiter = errors.New("state: this store has no global rate limiter")
@@ -79,8 +85,9 @@ type Store interface {
 	Load(ctx context.Context, scope string) (Checkpoint, error)
 	// Commit atomically replaces scope's checkpoint with cp (all stages and
 	// positions, none kept from before) and returns the stored Seq. It
-	// fails with ErrFenced, writing nothing, if cp.Epoch is no longer the
-	// scope's epoch. Any other error also means nothing was written, or the
+	// fails with ErrFenced, writing nothing, if a newer owner loaded the
+	// scope since cp.Epoch, and with ErrLost if the scope's epoch is older
+	// than cp.Epoch (the store lost it). Any other error also means nothing was written, or the
 	// whole checkpoint was: Load tells which (compare Seq).
 	Commit(ctx context.Context, scope string, cp Checkpoint) (seq int64, err error)
 	Close() error

@@ -35,6 +35,17 @@ func backend(t testing.TB) storetest.Backend {
 	return storetest.Backend{
 		Target:     target,
 		CommitWord: "commit",
+		Lose: func(t testing.TB, id string) {
+			table := "pipe_test_" + strings.ToLower(id)
+			c, err := pgx.Connect(context.Background(), dsn(target))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			if _, err := c.Exec(context.Background(), "TRUNCATE "+table+", "+table+"_meta"); err != nil {
+				t.Fatal(err)
+			}
+		},
 		Open: func(t testing.TB, addr, id string) state.Backend {
 			table := "pipe_test_" + strings.ToLower(id)
 			t.Cleanup(func() {

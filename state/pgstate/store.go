@@ -53,7 +53,7 @@ ON CONFLICT (scope) DO UPDATE SET epoch = `+s.d.meta+`.epoch + 1 RETURNING epoch
 }
 
 // Commit is the commit point: one transaction locks the scope's epoch row,
-// refuses a stale epoch (ErrFenced), upserts every stage blob and source
+// refuses a stale epoch (ErrFenced) or one gone back (ErrLost), upserts every stage blob and source
 // position, deletes the rows the checkpoint no longer has, bumps seq and
 // commits. A connection lost before COMMIT reaches the server rolls it all
 // back: the previous checkpoint stays whole.
@@ -80,7 +80,10 @@ func (s *Store) Commit(ctx context.Context, scope string, cp state.Checkpoint) (
 		} else if err != nil {
 			return err
 		}
-		if epoch != cp.Epoch {
+		switch {
+		case epoch < cp.Epoch:
+			return fmt.Errorf("%w: epoch %d, this owner's %d", state.ErrLost, epoch, cp.Epoch)
+		case epoch != cp.Epoch:
 			return state.ErrFenced
 		}
 		seq++

@@ -32,6 +32,11 @@ func backend(t testing.TB) storetest.Backend {
 	return storetest.Backend{
 		Target:     target,
 		CommitWord: "exec",
+		Lose: func(t testing.TB, id string) {
+			if keys, _ := rdb.Keys(context.Background(), "*pipe-test:"+id+":*").Result(); len(keys) > 0 {
+				rdb.Del(context.Background(), keys...)
+			}
+		},
 		Open: func(t testing.TB, addr, id string) state.Backend {
 			prefix := "pipe-test:" + id + ":"
 			t.Cleanup(func() {

@@ -63,7 +63,8 @@ func (s *Store) Load(ctx context.Context, scope string) (state.Checkpoint, error
 // Commit is the commit point: under WATCH of the epoch key, it checks
 // cp.Epoch and replaces the checkpoint hash in one MULTI/EXEC. If the
 // epoch moved since WATCH, Redis discards the transaction and Commit
-// returns ErrFenced. A connection lost before EXEC reaches Redis discards
+// returns ErrFenced; if it went back (the epoch key is gone), ErrLost.
+// A connection lost before EXEC reaches Redis discards
 // the queued commands: the previous checkpoint stays whole.
 func (s *Store) Commit(ctx context.Context, scope string, cp state.Checkpoint) (int64, error) {
 	cpKey, epochKey := s.keys(scope)
@@ -75,7 +76,10 @@ func (s *Store) Commit(ctx context.Context, scope string, cp state.Checkpoint) (
 		} else if err != nil {
 			return err
 		}
-		if epoch != cp.Epoch {
+		switch {
+		case epoch < cp.Epoch:
+			return fmt.Errorf("%w: epoch %d, this owner's %d", state.ErrLost, epoch, cp.Epoch)
+		case epoch != cp.Epoch:
 			return state.ErrFenced
 		}
 		prev, err := tx.HGet(ctx, cpKey, "seq").Int64()

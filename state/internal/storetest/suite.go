@@ -23,6 +23,9 @@ type Backend struct {
 	// Target), with its table or key names made from id (the same id, the
 	// same names), removed when t ends.
 	Open func(t testing.TB, addr, id string) state.Backend
+	// Lose erases everything stored under id's names, as a server
+	// restarted without persistence would.
+	Lose func(t testing.TB, id string)
 	// CommitWord is what the client sends to make a commit take effect
 	// ("exec" for Redis MULTI/EXEC, "commit" for PostgreSQL).
 	CommitWord string
@@ -118,6 +121,24 @@ func RunStore(t *testing.T, b Backend) {
 		}
 		got, _ := s.Load(ctx, "fence")
 		same(t, got, cp(0, "new", 1))
+	})
+	t.Run("a commit after the store lost the scope fails with ErrLost and writes nothing", func(t *testing.T) {
+		id := ID(t)
+		s := open(t, b, b.Target, id)
+		own, _ := s.Load(ctx, "lost")
+		own, _ = s.Load(ctx, "lost") // epoch 2: a restarted store's would be lower
+		if _, err := s.Commit(ctx, "lost", cp(own.Epoch, "a", 2)); err != nil {
+			t.Fatal(err)
+		}
+		b.Lose(t, id)
+		_, err := s.Commit(ctx, "lost", cp(own.Epoch, "b", 2))
+		if !errors.Is(err, state.ErrLost) || errors.Is(err, state.ErrFenced) {
+			t.Fatalf("Commit after the store lost the scope = %v, want ErrLost", err)
+		}
+		got, err := s.Load(ctx, "lost")
+		if err != nil || got.Seq != 0 || len(got.Stages)+len(got.Positions) != 0 {
+			t.Fatalf("Load after the refused commit = %+v, %v; want the empty scope", got, err)
+		}
 	})
 	t.Run("a crash just before the commit reaches the store keeps the previous checkpoint", func(t *testing.T) {
 		id := ID(t)
