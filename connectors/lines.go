@@ -95,18 +95,30 @@ func (l *lineReader) skipLine() error {
 
 // readLines sends every line of r as a message until EOF, ctx is done or
 // reading fails. If r has read deadlines (pipes, sockets), cancelling ctx
-// interrupts a blocked read.
+// interrupts a blocked read. Lines already in the read buffer go on
+// together ([pipeline.SendAll]); a line is never held back waiting for
+// the next read.
 func readLines(ctx context.Context, r io.Reader, max int, out pipeline.Outlet) error {
 	if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
 		stop := context.AfterFunc(ctx, func() { _ = d.SetReadDeadline(time.Unix(1, 0)) })
 		defer stop()
 	}
 	lr := newLineReader(r, max)
+	batch := make([]*pipeline.Message, 0, lineBatch)
+	send := func() error {
+		err := pipeline.SendAll(ctx, out, batch)
+		clear(batch)
+		batch = batch[:0]
+		return err
+	}
 	for {
 		line, err := lr.next()
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
+			if send() != nil {
+				return nil
+			}
 			switch last, err := lr.rest(); {
 			case err != nil:
 				out.Fail(ctx, pipeline.NewMessage(nil, nil), pipeline.WithReason(pipeline.ReasonInvalidPayload, err))
@@ -115,15 +127,43 @@ func readLines(ctx context.Context, r io.Reader, max int, out pipeline.Outlet) e
 			}
 			return nil
 		case errors.Is(err, ErrLineTooLong):
+			if send() != nil {
+				return nil
+			}
 			out.Fail(ctx, pipeline.NewMessage(nil, nil), pipeline.WithReason(pipeline.ReasonInvalidPayload, err))
 			continue
 		case ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
+			_ = send()
 			return nil
 		default:
+			_ = send()
 			return err
 		}
-		if out.Send(ctx, pipeline.NewMessage(line, nil)) != nil {
+		batch = append(batch, pipeline.NewMessage(line, nil))
+		if len(batch) < lineBatch && lr.ready() {
+			continue
+		}
+		if send() != nil {
 			return nil
 		}
+	}
+}
+
+// lineBatch bounds the lines readLines hands on together.
+const lineBatch = 64
+
+// ready reports whether a complete, non-blank line is already buffered, so
+// that next returns it without reading.
+func (l *lineReader) ready() bool {
+	b, _ := l.r.Peek(l.r.Buffered())
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		if len(bytes.TrimSpace(b[:i])) > 0 {
+			return true
+		}
+		b = b[i+1:]
 	}
 }

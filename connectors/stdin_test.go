@@ -69,3 +69,38 @@ func TestStdinHonoursTheSoftStopWhileTheInputStaysOpen(t *testing.T) {
 		t.Error("the pipe was left in non-blocking mode")
 	}
 }
+
+// Given standard input holding a complete line, a blank one and the start
+// of a third, when nothing more arrives, then the complete line is
+// delivered at once: lines in hand go on together, but a line never waits
+// for the next read.
+func TestStdinDeliversALineInHandWhileTheNextIsIncomplete(t *testing.T) {
+	r, w := blockingPipe(t)
+	entered := make(chan struct{}, 2)
+	sink := &pipelinetest.Sink{Entered: entered}
+	p := pipeline.New("t")
+	must(t, p.AddSource("src", "stdin", &stdin{in: r, max: DefaultMaxLine}))
+	must(t, p.AddSink("out", "test", sink, pipeline.NodeOptions{}))
+	must(t, p.Connect("src", "", "out"))
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+
+	if _, err := w.WriteString("{\"id\":1}\n\n{\"id\":"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Error("the complete line was not delivered while the next one was incomplete")
+	}
+	if _, err := w.WriteString("2}\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if got := sink.Bodies(); len(got) != 2 || got[0] != `{"id":1}` || got[1] != `{"id":2}` {
+		t.Errorf("delivered %q, want both lines in order", got)
+	}
+}

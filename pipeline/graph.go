@@ -70,7 +70,14 @@ type node struct {
 	// ins counts incoming edges; producers counts those not yet finished.
 	ins       int
 	producers atomic.Int32
-	in        chan *Message
+	// in is the node's input. For a Stage it carries one message per
+	// element; for a Processor, a Sink and the dead-letter sink (chained)
+	// each element is a chain of up to link messages (see chain.go), and
+	// queued counts the messages it holds.
+	in      chan *Message
+	chained bool
+	link    int
+	queued  atomic.Int64
 
 	info       NodeInfo
 	stats      counters
@@ -102,7 +109,7 @@ func (p *Pipeline) add(n *node) error {
 	}
 	n.outs = map[string][]*node{}
 	if n.role != RoleSource {
-		n.in = make(chan *Message, n.opts.Buffer)
+		n.makeInput()
 	}
 	p.byName[n.name] = n
 	p.nodes = append(p.nodes, n)
@@ -153,7 +160,7 @@ func (p *Pipeline) SetDeadLetter(kind string, s Sink, o NodeOptions) error {
 	if n.opts.Workers <= 0 {
 		n.opts.Workers = 1
 	}
-	n.in = make(chan *Message, n.opts.Buffer)
+	n.makeInput()
 	p.dlq = n
 	return nil
 }
@@ -333,7 +340,7 @@ func (p *Pipeline) Stats() []NodeStats {
 		if n.role == RoleSource {
 			s.Buffer = 0
 		}
-		s.Queued = len(n.in)
+		s.Queued = n.queuedNow()
 		s.Figures = n.report()
 		out = append(out, s)
 	}

@@ -32,12 +32,18 @@ type Message struct {
 	// Created is when the source produced the message.
 	Created time.Time
 
-	ctx      context.Context
-	decoded  any
-	batch    []*Message
-	refused  []error // with batch: each member's error from a sink's BatchError
-	tx       *tx
-	done     atomic.Bool
+	ctx     context.Context
+	decoded any
+	batch   []*Message
+	refused []error // with batch: each member's error from a sink's BatchError
+	tx      *tx
+	done    atomic.Bool
+	// links is, on the head of a chain (see chain.go), how many messages
+	// the chain holds; 0 on a message travelling alone.
+	links int32
+	// next links the messages of a chain handed between nodes in one
+	// channel operation; nil outside the runtime's hand-off.
+	next     *Message
 	failures failures
 }
 

@@ -12,6 +12,18 @@ type outlet struct {
 	p    *Pipeline
 	n    *node
 	hard context.Context
+
+	// batching is set on a worker's own outlet: results for a chained
+	// consumer are held in a pending chain (head..tail, count messages, for
+	// node to) and handed on by flush at the end of each input chain.
+	batching   bool
+	head, tail *Message
+	to         *node
+	count      int
+	// holdMax bounds the pending chain (see holdFor).
+	holdMax int
+	// scratch is a worker's slice for a SliceWriter sink's writes.
+	scratch []*Message
 }
 
 var _ Outlet = (*outlet)(nil)
@@ -26,20 +38,17 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 		o.Drop(m, "unrouted")
 		return nil
 	}
-	if o.n.role == RoleSource {
-		m.tx.src = &o.n.stats
-		if o.p.Tracer != nil {
-			m.tx.traced = o.p.Tracer.Source(&o.n.info, m)
-		}
-	} else {
-		o.p.leave(o.n, m, nil)
-	}
-	tapOut(o.n, port, m)
+	o.leaving(port, m)
 	// out counts what was handed on: a message refused by the stop or by
 	// ctx (a source's backpressure deadline) is not in it.
-	switch len(targets) {
-	case 1:
-		err := o.send(ctx, targets[0], m)
+	if len(targets) == 1 {
+		t := targets[0]
+		if o.batching && t.chained {
+			// Counted as out when the pending chain is handed on.
+			o.p.enter(t, m)
+			return o.hold(ctx, t, m)
+		}
+		err := o.send(ctx, t, m)
 		if err == nil {
 			o.n.stats.out.Add(1)
 		}
@@ -63,26 +72,31 @@ func (o *outlet) SendTo(ctx context.Context, port string, m *Message) error {
 	return nil
 }
 
+// leaving does the bookkeeping of m leaving o's node on port: the
+// source's transaction and trace, or the stage's Leave, and the taps.
+func (o *outlet) leaving(port string, m *Message) {
+	if o.n.role == RoleSource {
+		m.tx.src = &o.n.stats
+		if o.p.Tracer != nil {
+			m.tx.traced = o.p.Tracer.Source(&o.n.info, m)
+		}
+	} else {
+		o.p.leave(o.n, m, nil)
+	}
+	tapOut(o.n, port, m)
+}
+
+// send hands m alone to t. A worker's pending chain goes first, so that
+// its node's output keeps its order.
 func (o *outlet) send(ctx context.Context, t *node, m *Message) error {
 	o.p.enter(t, m)
-	select {
-	case t.in <- m:
-		t.stats.in.Add(1)
-		return nil
-	default:
+	if o.head != nil {
+		if err := o.flush(ctx); err != nil {
+			o.abandon(m)
+			return err
+		}
 	}
-	select {
-	case t.in <- m:
-		t.stats.in.Add(1)
-		return nil
-	case <-ctx.Done():
-	case <-o.hard.Done():
-	}
-	o.abandon(m)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return o.hard.Err()
+	return o.put(ctx, t, m, 1)
 }
 
 func (o *outlet) Drop(m *Message, reason string) {
@@ -115,7 +129,7 @@ func (o *outlet) fail(ctx context.Context, m *Message, err error, count int64) {
 	o.p.enter(dlq, m)
 	select {
 	case dlq.in <- m:
-		dlq.stats.in.Add(1)
+		dlq.entered(1)
 		o.n.stats.deadLettered.Add(count)
 	case <-o.hard.Done():
 		o.abandon(m)

@@ -99,9 +99,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if n.in == nil { // sources have no input
 				continue
 			}
-			for m := range n.in {
-				n.abandoned.Add(1)
-				m.Nack(ErrAbandoned)
+			for head := range n.in {
+				n.received(head)
+				for m := head; m != nil; {
+					next := unlink(m)
+					n.abandoned.Add(1)
+					m.Nack(ErrAbandoned)
+					m = next
+				}
 			}
 			if c := n.abandoned.Load(); c > 0 {
 				ab.InFlight[n.name] = int(c)
@@ -229,12 +234,16 @@ func (p *Pipeline) runNode(soft, hard context.Context, n *node) error {
 	case n.proc != nil && n.opts.Ordered && n.opts.Workers > 1:
 		p.runOrdered(hard, n, out)
 	case n.proc != nil:
-		p.runWorkers(hard, n, func(m *Message) {
+		p.runWorkers(hard, n, eachMessage(hard, func(out *outlet, m *Message) {
 			r, perr := p.process(hard, n, m)
 			out.route(hard, m, r, perr)
-		})
+		}))
 	default:
-		p.runWorkers(hard, n, func(m *Message) { p.write(hard, n, out, m) })
+		write := eachMessage(hard, func(out *outlet, m *Message) { p.write(hard, n, out, m) })
+		if sw, ok := n.sink.(SliceWriter); ok && n.role == RoleSink {
+			write = p.writeSlices(hard, n, sw)
+		}
+		p.runWorkers(hard, n, write)
 	}
 	if c, ok := n.value().(Closer); ok {
 		if cerr := c.Close(hard); cerr != nil {
@@ -270,26 +279,58 @@ func drainNow(c <-chan *Message) func(func(*Message) bool) {
 	}
 }
 
-// runWorkers calls handle for every input message on n's workers until the
-// input closes or the hard stop.
-func (p *Pipeline) runWorkers(hard context.Context, n *node, handle func(*Message)) {
+// runWorkers calls handle for every input chain on n's workers until the
+// input closes or the hard stop. Each worker has its own outlet, which
+// gathers what the worker makes of one input chain into one chain for the
+// next node (see chain.go).
+func (p *Pipeline) runWorkers(hard context.Context, n *node, handle func(*outlet, *Message)) {
 	var wg sync.WaitGroup
 	for range n.opts.Workers {
 		wg.Go(func() {
+			out := &outlet{p: p, n: n, hard: hard, batching: true}
 			for {
 				select {
 				case <-hard.Done():
 					return
-				case m, ok := <-n.in:
+				case head, ok := <-n.in:
 					if !ok {
 						return
 					}
-					handle(m)
+					n.received(head)
+					out.holdFor(n)
+					handle(out, head)
+					_ = out.flush(hard)
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// eachMessage turns a per-message handler into a chain handler; a message
+// still unhandled at the hard stop is abandoned.
+func eachMessage(hard context.Context, handle func(*outlet, *Message)) func(*outlet, *Message) {
+	return func(out *outlet, head *Message) {
+		for m := head; m != nil; {
+			next := unlink(m)
+			if stopped(hard) {
+				out.abandon(m)
+			} else {
+				handle(out, m)
+			}
+			m = next
+		}
+	}
+}
+
+// stopped reports whether the hard stop has begun.
+func stopped(hard context.Context) bool {
+	select {
+	case <-hard.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Pipeline) process(ctx context.Context, n *node, m *Message) (*Message, error) {
@@ -312,6 +353,12 @@ func (p *Pipeline) write(ctx context.Context, n *node, out *outlet, m *Message) 
 		err = n.sink.Write(ctx, m)
 		n.stats.latency.record(time.Since(start), w)
 	}
+	p.written(ctx, n, out, m, err)
+}
+
+// written resolves m after its write returned err: acked and counted, or
+// failed on to the dead-letter path, or abandoned at the hard stop.
+func (p *Pipeline) written(ctx context.Context, n *node, out *outlet, m *Message, err error) {
 	// A batch the sink accepted in part counts as its members: the
 	// accepted ones out, the refused ones failed.
 	var accepted, refused int64 = 0, 1
@@ -372,7 +419,7 @@ func (p *Pipeline) runOrdered(hard context.Context, n *node, out *outlet) {
 		defer close(pending)
 		defer close(jobs)
 		for {
-			var m *Message
+			var head *Message
 			select {
 			case <-hard.Done():
 				return
@@ -380,21 +427,19 @@ func (p *Pipeline) runOrdered(hard context.Context, n *node, out *outlet) {
 				if !ok {
 					return
 				}
-				m = mm
+				head = mm
 			}
-			s := &slot{m: m, done: make(chan struct{})}
-			select {
-			case jobs <- s:
-			case <-hard.Done():
-				out.abandon(m)
-				return
-			}
-			select {
-			case pending <- s:
-			case <-hard.Done():
-				<-s.done
-				out.abandonResult(s.m, s.r)
-				return
+			n.received(head)
+			for m := head; m != nil; {
+				next := unlink(m)
+				if !p.dispatch(hard, out, m, jobs, pending) {
+					for m = next; m != nil; m = next {
+						next = unlink(m)
+						out.abandon(m)
+					}
+					return
+				}
+				m = next
 			}
 		}
 	})
@@ -407,4 +452,24 @@ func (p *Pipeline) runOrdered(hard context.Context, n *node, out *outlet) {
 		out.route(hard, s.m, s.r, s.err)
 	}
 	wg.Wait()
+}
+
+// dispatch hands m to an ordered node's workers and its slot to the
+// reorder buffer; false means the hard stop came first (m is resolved).
+func (p *Pipeline) dispatch(hard context.Context, out *outlet, m *Message, jobs, pending chan<- *slot) bool {
+	s := &slot{m: m, done: make(chan struct{})}
+	select {
+	case jobs <- s:
+	case <-hard.Done():
+		out.abandon(m)
+		return false
+	}
+	select {
+	case pending <- s:
+	case <-hard.Done():
+		<-s.done
+		out.abandonResult(s.m, s.r)
+		return false
+	}
+	return true
 }

@@ -199,6 +199,15 @@ func (h *histogram) record(d time.Duration, w int64) {
 	h.buckets[bucketOf(ns)].Add(w)
 }
 
+// mean returns the mean of the observations so far, 0 if none.
+func (h *histogram) mean() time.Duration {
+	n := h.count.Load()
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(h.sum.Load() / n)
+}
+
 func (h *histogram) snapshot() LatencyStats {
 	n := h.count.Load()
 	if n == 0 {
