@@ -205,6 +205,14 @@ func (t *patcher) object(set []Field, del []string) error {
 			}
 		}
 	}
+	return t.close(start, base, set, del)
+}
+
+// close ends the object whose members are t.members[start:], encoded from
+// t.e.buf[base:]: it adds set, drops del and writes the members back in
+// key order.
+func (t *patcher) close(start, base int, set []Field, del []string) error {
+	d := &t.d
 	t.e.depth = d.depth // as deep as in the encoding of the whole object
 	for _, f := range set {
 		from := len(t.e.buf)

@@ -31,8 +31,14 @@ type Input struct {
 	// return it; evaluation uses it instead of parsing Raw. An evaluation
 	// that decodes Raw whole stores the result here, so a later stage given
 	// the same Input does not parse Raw again. An evaluation that decodes
-	// only some fields leaves it nil.
+	// only some fields leaves it nil. Decoded may also hold an *Object of
+	// Raw (a message's cached form); evaluation moves it to Object.
 	Decoded any
+	// Object, if non-nil, is ScanObject(Raw); an evaluation that reads
+	// only some fields of msg decodes them from it instead of scanning Raw.
+	// Such an evaluation stores its scan here, so a later stage given the
+	// same Input (or a map patching Raw) does not scan Raw again.
+	Object *Object
 	// Vars holds the values of the variables declared with WithVariables,
 	// as DecodeJSON returns values (or int64, string, ...).
 	Vars map[string]any
@@ -101,7 +107,7 @@ func (p *Program) Eval(in *Input) (ref.Val, error) {
 	st.in = *in
 	st.act.in, st.act.env = &st.in, p.env
 	err := p.bindMsg(st, &st.in)
-	in.Decoded = st.in.Decoded
+	in.Decoded, in.Object = st.in.Decoded, st.in.Object
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +154,12 @@ func (p *Program) release(st *evalState) {
 
 // bindMsg sets the value msg resolves to.
 func (p *Program) bindMsg(st *evalState, in *Input) error {
+	if o, ok := in.Decoded.(*Object); ok {
+		in.Decoded = nil
+		if in.Object == nil {
+			in.Object = o
+		}
+	}
 	switch {
 	case p.access.use == msgUnused:
 		return nil
@@ -155,6 +167,17 @@ func (p *Program) bindMsg(st *evalState, in *Input) error {
 		st.act.msg = in.Decoded
 		return nil
 	case p.access.use == msgFields:
+		if in.Object == nil {
+			in.Object = ScanObject(in.Raw)
+		}
+		if in.Object != nil {
+			if err := in.Object.decodeFields(p.access.fields, st.fields); err != nil {
+				return fmt.Errorf("decoding msg: %w", err)
+			}
+			st.act.msg = st.fields
+			return nil
+		}
+		// Not a valid object: decode for the value or the precise error.
 		isObject, err := decodeFields(in.Raw, p.access.fields, st.fields)
 		if err != nil {
 			return fmt.Errorf("decoding msg: %w", err)
