@@ -109,9 +109,33 @@ func ScanObject(body []byte) *Object {
 	return o
 }
 
+// objectPool holds the Objects given back with Release.
+var objectPool sync.Pool
+
+// Release gives o back for reuse by a later ScanObject. Call it only when
+// nothing refers to o any more: an evaluation's own scan of a message it
+// drops, for instance, never one cached on a message (copies of the
+// message may share it).
+func (o *Object) Release() {
+	if cap(o.members) > 32 {
+		return
+	}
+	o.body = nil
+	clear(o.keys)
+	o.keys = nil
+	objectPool.Put(o)
+}
+
 // newObject returns an Object of body and a copy of members, allocated
 // together for objects of up to 32 members.
 func newObject(body []byte, members []objMember) *Object {
+	if o, _ := objectPool.Get().(*Object); o != nil {
+		if cap(o.members) >= len(members) {
+			o.body, o.members = body, append(o.members[:0], members...)
+			return o
+		}
+		objectPool.Put(o)
+	}
 	switch n := len(members); {
 	case n <= 4:
 		a := new(struct {

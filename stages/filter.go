@@ -39,12 +39,15 @@ func (f *filter) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mess
 	}
 	in := input(m)
 	ok, err := f.cond.EvalBool(&in)
+	if err == nil && !ok {
+		if in.Object != nil && in.Object != m.Decoded() {
+			in.Object.Release() // this evaluation's own scan, of a message dropped
+		}
+		return nil, nil
+	}
 	keepDecoded(m, &in)
 	if err != nil {
 		return nil, evalError(err)
-	}
-	if !ok {
-		return nil, nil
 	}
 	return m, nil
 }
