@@ -193,3 +193,26 @@ func FuzzScanObject(f *testing.F) {
 		checkObject(t, body)
 	})
 }
+
+// An evaluation that reads fields of a large object body leaves its scan in
+// Input.Object, and a later evaluation given that scan, even through
+// Decoded (a message's cached form), reads the same values from it.
+func TestEvalLeavesItsScanForTheNextEvaluation(t *testing.T) {
+	body := []byte(`{"level":"error","amount":1.5,"note":"` + strings.Repeat("n", minKeptScan) + `"}`)
+	in := &Input{Raw: body}
+	if ok, err := mustCompile(t, `msg.level == "error"`).EvalBool(in); err != nil || !ok {
+		t.Fatalf("EvalBool = %v, %v, want true", ok, err)
+	}
+	if in.Object == nil || in.Decoded != nil {
+		t.Fatalf("after a field read: Object %v, Decoded %v; want the scan and no decoded body", in.Object, in.Decoded)
+	}
+	next := &Input{Raw: body, Decoded: in.Object}
+	v, err := mustCompile(t, `int(msg.amount * 100.0)`).EvalNative(next)
+	if err != nil || v != int64(150) || next.Object != in.Object || next.Decoded != nil {
+		t.Errorf("EvalNative on the scan = %v, %v (Object %p, Decoded %v), want 150 from scan %p", v, err, next.Object, next.Decoded, in.Object)
+	}
+	small := &Input{Raw: []byte(`{"level":"error"}`)}
+	if _, err := mustCompile(t, `msg.level == "error"`).EvalBool(small); err != nil || small.Object != nil {
+		t.Errorf("small body: Object %v, err %v; want no scan kept (cheaper to scan again)", small.Object, err)
+	}
+}

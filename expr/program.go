@@ -65,6 +65,11 @@ type Program struct {
 	statePrg  cel.Program
 }
 
+// minKeptScan is the smallest body an evaluation scans with ScanObject
+// (and leaves the scan in Input.Object); a smaller one is cheaper to scan
+// again than to keep the scan of, and is read with decodeFields.
+const minKeptScan = 256
+
 // evalState is the per-evaluation scratch a Program reuses.
 type evalState struct {
 	act activation
@@ -167,7 +172,7 @@ func (p *Program) bindMsg(st *evalState, in *Input) error {
 		st.act.msg = in.Decoded
 		return nil
 	case p.access.use == msgFields:
-		if in.Object == nil {
+		if in.Object == nil && len(in.Raw) >= minKeptScan {
 			in.Object = ScanObject(in.Raw)
 		}
 		if in.Object != nil {

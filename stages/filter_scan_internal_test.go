@@ -3,6 +3,7 @@ package stages
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/pipe-dsl/pipe/component"
@@ -20,7 +21,7 @@ func TestFilterDroppingAMessageKeepsItsCachedScan(t *testing.T) {
 	}
 	v, _ := newFilter(&filterConfig{Condition: cond}, component.Env{})
 	f := v.(pipeline.Processor)
-	body := []byte(`{"level":"info","b":{"y":1,"x":2}}`)
+	body := []byte(`{"level":"info","b":{"y":1,"x":2},"note":"` + strings.Repeat("n", 300) + `"}`)
 	want, _ := expr.PatchObject(body, nil, nil)
 	o := expr.ScanObject(body)
 	m := pipeline.NewMessage(body, nil)
@@ -28,8 +29,9 @@ func TestFilterDroppingAMessageKeepsItsCachedScan(t *testing.T) {
 	if out, err := f.Process(context.Background(), m); out != nil || err != nil {
 		t.Fatalf("Process = %v, %v, want the message dropped", out, err)
 	}
+	other := []byte(`{"level":"debug","z":0,"note":"` + strings.Repeat("o", 300) + `"}`)
 	for range 3 { // a released scan would be reused by these
-		if _, err := f.Process(context.Background(), pipeline.NewMessage([]byte(`{"level":"debug","z":0}`), nil)); err != nil {
+		if _, err := f.Process(context.Background(), pipeline.NewMessage(other, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,7 +47,8 @@ func TestFilterKeepingAMessageCachesItsScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, _ := newFilter(&filterConfig{Condition: cond}, component.Env{})
-	m, err := v.(pipeline.Processor).Process(context.Background(), pipeline.NewMessage([]byte(`{"level":"error"}`), nil))
+	body := []byte(`{"level":"error","note":"` + strings.Repeat("n", 300) + `"}`) // large enough to keep
+	m, err := v.(pipeline.Processor).Process(context.Background(), pipeline.NewMessage(body, nil))
 	if err != nil || m == nil {
 		t.Fatalf("Process = %v, %v, want the message kept", m, err)
 	}

@@ -82,6 +82,7 @@ func TestStagesAfterAMapReadTheNewBody(t *testing.T) {
 func TestMapSetWritesWhatDecodingAndEncodingWould(t *testing.T) {
 	const mapStage = `map: {set: {cents: 'int(msg.amount * 100.0)', tag: '"x"'}, delete: [drop]}`
 	const afterFilter = "filter: '!has(msg.zzz)'\n  - " + mapStage
+	pad := strings.Repeat("p", 300) // a body the filter keeps its scan of
 	for _, tc := range []struct{ in, want, reason, err string }{
 		{in: "{ \"b\": [1, 2.50, {\"y\": null, \"x\": \"\\u00e9\"}], \"amount\": 1.5, \"drop\": 1 }",
 			want: `{"amount":1.5,"b":[1,2.5,{"x":"é","y":null}],"cents":150,"tag":"x"}`},
@@ -92,8 +93,10 @@ func TestMapSetWritesWhatDecodingAndEncodingWould(t *testing.T) {
 		{in: `{"amount":"1.5"}`, reason: "expression_error", err: "set cents: 1:16: no such overload: string * double"},
 		{in: `{"other":1}`, reason: "expression_error", err: "set cents: 1:8: no such key: amount"},
 		{in: `{"amount":1e400}`, reason: "invalid_payload", err: "number out of range"},
-		{in: `{"amount":0.5,"b":{"z":1,"a":[1.50,"\u0041",-0]},"c":"plain","d":{"a":1,"b":[]}}`,
-			want: `{"amount":0.5,"b":{"a":[1.5,"A",0],"z":1},"c":"plain","cents":50,"d":{"a":1,"b":[]},"tag":"x"}`},
+		{in: `{"amount":0.5,"b":{"z":1,"a":[1.50,"\u0041",-0]},"c":"plain","d":{"a":1,"b":[]},"pad":"` + pad + `"}`,
+			want: `{"amount":0.5,"b":{"a":[1.5,"A",0],"z":1},"c":"plain","cents":50,"d":{"a":1,"b":[]},"pad":"` + pad + `","tag":"x"}`},
+		{in: `{"drop":[1],"amount":2,"tag":"old","pad":"` + pad + `","tag":"older"}`, want: `{"amount":2,"cents":200,"pad":"` + pad + `","tag":"x"}`},
+		{in: `{"amount":"1.5","pad":"` + pad + `"}`, reason: "expression_error", err: "set cents: 1:16: no such overload: string * double"},
 	} {
 		stages := []string{mapStage}
 		if strings.HasPrefix(tc.in, "{") && tc.reason != "invalid_payload" {
