@@ -205,6 +205,14 @@ func (t *patcher) object(set []Field, del []string) error {
 			}
 		}
 	}
+	return t.close(start, base, set, del)
+}
+
+// close ends the object whose members are t.members[start:], encoded from
+// t.e.buf[base:]: it adds set, drops del and writes the members back in
+// key order.
+func (t *patcher) close(start, base int, set []Field, del []string) error {
+	d := &t.d
 	t.e.depth = d.depth // as deep as in the encoding of the whole object
 	for _, f := range set {
 		from := len(t.e.buf)
@@ -216,12 +224,7 @@ func (t *patcher) object(set []Field, del []string) error {
 		t.members = append(t.members, member{f.Key, len(t.members), from, len(t.e.buf), false})
 	}
 	members := t.members[start:]
-	slices.SortFunc(members, func(a, b member) int {
-		if c := strings.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return a.order - b.order
-	})
+	sortMembers(members)
 	t.tmp = append(t.tmp[:0], t.e.buf[base:]...)
 	t.e.buf = append(t.e.buf[:base], '{')
 	first := true
@@ -247,4 +250,27 @@ func (t *patcher) object(set []Field, del []string) error {
 	t.members = t.members[:start]
 	d.depth--
 	return nil
+}
+
+// sortMembers sorts ms by key, then by order: by insertion when there are
+// few (most objects), which beats a general sort's calls per comparison.
+func sortMembers(ms []member) {
+	if len(ms) > 16 {
+		slices.SortFunc(ms, func(a, b member) int {
+			if c := strings.Compare(a.key, b.key); c != 0 {
+				return c
+			}
+			return a.order - b.order
+		})
+		return
+	}
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && memberLess(&ms[j], &ms[j-1]); j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+func memberLess(a, b *member) bool {
+	return a.key < b.key || a.key == b.key && a.order < b.order
 }

@@ -31,8 +31,14 @@ type Input struct {
 	// return it; evaluation uses it instead of parsing Raw. An evaluation
 	// that decodes Raw whole stores the result here, so a later stage given
 	// the same Input does not parse Raw again. An evaluation that decodes
-	// only some fields leaves it nil.
+	// only some fields leaves it nil. Decoded may also hold an *Object of
+	// Raw (a message's cached form); evaluation moves it to Object.
 	Decoded any
+	// Object, if non-nil, is ScanObject(Raw); an evaluation that reads
+	// only some fields of msg decodes them from it instead of scanning Raw.
+	// Such an evaluation stores its scan here, so a later stage given the
+	// same Input (or a map patching Raw) does not scan Raw again.
+	Object *Object
 	// Vars holds the values of the variables declared with WithVariables,
 	// as DecodeJSON returns values (or int64, string, ...).
 	Vars map[string]any
@@ -58,6 +64,11 @@ type Program struct {
 	stateOnce sync.Once
 	statePrg  cel.Program
 }
+
+// minKeptScan is the smallest body an evaluation scans with ScanObject
+// (and leaves the scan in Input.Object); a smaller one is cheaper to scan
+// again than to keep the scan of, and is read with decodeFields.
+const minKeptScan = 256
 
 // evalState is the per-evaluation scratch a Program reuses.
 type evalState struct {
@@ -101,7 +112,7 @@ func (p *Program) Eval(in *Input) (ref.Val, error) {
 	st.in = *in
 	st.act.in, st.act.env = &st.in, p.env
 	err := p.bindMsg(st, &st.in)
-	in.Decoded = st.in.Decoded
+	in.Decoded, in.Object = st.in.Decoded, st.in.Object
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +159,12 @@ func (p *Program) release(st *evalState) {
 
 // bindMsg sets the value msg resolves to.
 func (p *Program) bindMsg(st *evalState, in *Input) error {
+	if o, ok := in.Decoded.(*Object); ok {
+		in.Decoded = nil
+		if in.Object == nil {
+			in.Object = o
+		}
+	}
 	switch {
 	case p.access.use == msgUnused:
 		return nil
@@ -155,6 +172,17 @@ func (p *Program) bindMsg(st *evalState, in *Input) error {
 		st.act.msg = in.Decoded
 		return nil
 	case p.access.use == msgFields:
+		if in.Object == nil && len(in.Raw) >= minKeptScan {
+			in.Object = ScanObject(in.Raw)
+		}
+		if in.Object != nil {
+			if err := in.Object.decodeFields(p.access.fields, st.fields); err != nil {
+				return fmt.Errorf("decoding msg: %w", err)
+			}
+			st.act.msg = st.fields
+			return nil
+		}
+		// Not a valid object: decode for the value or the precise error.
 		isObject, err := decodeFields(in.Raw, p.access.fields, st.fields)
 		if err != nil {
 			return fmt.Errorf("decoding msg: %w", err)

@@ -39,26 +39,43 @@ func (f *filter) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mess
 	}
 	in := input(m)
 	ok, err := f.cond.EvalBool(&in)
+	if err == nil && !ok {
+		if in.Object != nil && in.Object != m.Decoded() {
+			in.Object.Release() // this evaluation's own scan, of a message dropped
+		}
+		return nil, nil
+	}
 	keepDecoded(m, &in)
 	if err != nil {
 		return nil, evalError(err)
-	}
-	if !ok {
-		return nil, nil
 	}
 	return m, nil
 }
 
 // input is the expression input for m, reusing a decoded body from an
 // earlier stage.
+// The message's cached form is either the decoded body (Input.Decoded) or
+// its one scan (Input.Object).
 func input(m *pipeline.Message) expr.Input {
-	return expr.Input{Raw: m.Body, Meta: m.Meta, Decoded: m.Decoded()}
+	in := expr.Input{Raw: m.Body, Meta: m.Meta}
+	if o, ok := m.Decoded().(*expr.Object); ok {
+		in.Object = o
+	} else {
+		in.Decoded = m.Decoded()
+	}
+	return in
 }
 
-// keepDecoded caches a body the evaluation decoded for later stages.
+// keepDecoded caches for later stages a body the evaluation decoded, or
+// else the scan it made of it.
 func keepDecoded(m *pipeline.Message, in *expr.Input) {
-	if in.Decoded != nil && m.Decoded() == nil {
+	cached := m.Decoded()
+	_, scanned := cached.(*expr.Object)
+	switch {
+	case in.Decoded != nil && (cached == nil || scanned):
 		m.SetDecoded(in.Decoded)
+	case in.Object != nil && cached == nil:
+		m.SetDecoded(in.Object)
 	}
 }
 

@@ -95,7 +95,7 @@ func (l *lookupStage) lookupRaw(ctx context.Context, m *pipeline.Message, in *ex
 	}
 	if res.Found {
 		if raw, ok := res.Encoded(expr.EncodeMember); ok { // once per cache entry
-			if b, ok := expr.PatchObject(m.Body, []expr.Field{{Key: l.into[0], Raw: raw}}, nil); ok {
+			if b, ok := patchBody(m.Body, in.Object, []expr.Field{{Key: l.into[0], Raw: raw}}); ok {
 				m.SetBody(b)
 				return m, nil
 			}
@@ -110,6 +110,16 @@ func (l *lookupStage) lookupRaw(ctx context.Context, m *pipeline.Message, in *ex
 	}
 	keepDecoded(m, in)
 	return l.answer(m, in, req, res, false)
+}
+
+// patchBody sets fields on body with obj, the scan the key's evaluation
+// made of it (no second scan), or with [expr.PatchObject] when there is
+// none (the key did not read msg).
+func patchBody(body []byte, obj *expr.Object, set []expr.Field) ([]byte, bool) {
+	if obj != nil {
+		return obj.Patch(set, nil)
+	}
+	return expr.PatchObject(body, set, nil)
 }
 
 // answer merges res into m, or applies on_missing when it was not found.

@@ -90,7 +90,10 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 		return m, nil
 	}
 	if mp.top && in.Decoded == nil {
-		if mp.patch(m, &in) {
+		if in.Object == nil {
+			in.Object = expr.ScanObject(m.Body) // the expressions read their fields from it
+		}
+		if in.Object != nil && mp.patch(m, &in) {
 			return m, nil
 		}
 		in = input(m) // decode and evaluate again, for the precise error
@@ -144,9 +147,10 @@ func (mp *mapper) Process(_ context.Context, m *pipeline.Message) (*pipeline.Mes
 	return m, nil
 }
 
-// patch sets and deletes top-level fields of m's body without decoding it
-// whole: each expression decodes only the fields it reads, and
-// [expr.PatchObject] re-encodes the body as it scans it, to the bytes the
+// patch sets and deletes top-level fields of m's body, in.Object, without
+// decoding it whole or scanning it again: each expression decodes only the
+// fields it reads from the scan (an earlier stage's, if it made one), and
+// [expr.Object.Patch] re-encodes the body from it, to the bytes the
 // decode-and-encode path gives. It reports false, changing nothing, on any
 // error (a bad body or expression); the caller then takes that path to
 // report it as before.
@@ -160,7 +164,7 @@ func (mp *mapper) patch(m *pipeline.Message, in *expr.Input) bool {
 		}
 		fields = append(fields, expr.Field{Key: a.path[0], Value: v})
 	}
-	body, ok := expr.PatchObject(m.Body, fields, mp.delKeys)
+	body, ok := in.Object.Patch(fields, mp.delKeys)
 	if !ok {
 		return false
 	}

@@ -77,9 +77,12 @@ func TestStagesAfterAMapReadTheNewBody(t *testing.T) {
 // A map that sets and deletes top-level fields patches the body without
 // decoding it whole; given any body, it writes the same bytes, and
 // dead-letters with the same reason and error, as decoding, changing and
-// encoding it (the path nested fields take).
+// encoding it (the path nested fields take). After a filter that scanned
+// the body, the map patches it from that scan, with the same results.
 func TestMapSetWritesWhatDecodingAndEncodingWould(t *testing.T) {
-	const stage = `map: {set: {cents: 'int(msg.amount * 100.0)', tag: '"x"'}, delete: [drop]}`
+	const mapStage = `map: {set: {cents: 'int(msg.amount * 100.0)', tag: '"x"'}, delete: [drop]}`
+	const afterFilter = "filter: '!has(msg.zzz)'\n  - " + mapStage
+	pad := strings.Repeat("p", 300) // a body the filter keeps its scan of
 	for _, tc := range []struct{ in, want, reason, err string }{
 		{in: "{ \"b\": [1, 2.50, {\"y\": null, \"x\": \"\\u00e9\"}], \"amount\": 1.5, \"drop\": 1 }",
 			want: `{"amount":1.5,"b":[1,2.5,{"x":"é","y":null}],"cents":150,"tag":"x"}`},
@@ -89,16 +92,34 @@ func TestMapSetWritesWhatDecodingAndEncodingWould(t *testing.T) {
 		{in: `[{"amount":1.5}]`, reason: "invalid_payload", err: "map set/delete needs a JSON object body, got an array"},
 		{in: `{"amount":"1.5"}`, reason: "expression_error", err: "set cents: 1:16: no such overload: string * double"},
 		{in: `{"other":1}`, reason: "expression_error", err: "set cents: 1:8: no such key: amount"},
+		{in: `{"amount":1e400}`, reason: "invalid_payload", err: "number out of range"},
+		{in: `{"amount":0.5,"b":{"z":1,"a":[1.50,"\u0041",-0]},"c":"plain","d":{"a":1,"b":[]},"pad":"` + pad + `"}`,
+			want: `{"amount":0.5,"b":{"a":[1.5,"A",0],"z":1},"c":"plain","cents":50,"d":{"a":1,"b":[]},"pad":"` + pad + `","tag":"x"}`},
+		{in: `{"drop":[1],"amount":2,"tag":"old","pad":"` + pad + `","tag":"older"}`, want: `{"amount":2,"cents":200,"pad":"` + pad + `","tag":"x"}`},
+		{in: `{"amount":"1.5","pad":"` + pad + `"}`, reason: "expression_error", err: "set cents: 1:16: no such overload: string * double"},
 	} {
-		got, dead := runStage(t, stage, tc.in)
-		if tc.reason == "" {
-			if len(got) != 1 || got[0] != tc.want || len(dead) != 0 {
-				t.Errorf("map on %s = %q (dead letters %v), want %s", tc.in, got, dead, tc.want)
-			}
-			continue
+		stages := []string{mapStage}
+		if strings.HasPrefix(tc.in, "{") && tc.reason != "invalid_payload" {
+			stages = append(stages, afterFilter)
 		}
-		if len(got) != 0 || len(dead) != 1 || dead[0].Reason != tc.reason || !strings.Contains(dead[0].Error, tc.err) {
-			t.Errorf("map on %s = %q, dead letters %+v; want one with reason %s and error containing %q", tc.in, got, dead, tc.reason, tc.err)
+		for _, stage := range stages {
+			checkMapStage(t, stage, tc.in, tc.want, tc.reason, tc.err)
 		}
+	}
+}
+
+// checkMapStage runs stage on in and checks that it writes want, or else
+// dead-letters in with reason and an error containing err.
+func checkMapStage(t *testing.T, stage, in, want, reason, err string) {
+	t.Helper()
+	got, dead := runStage(t, stage, in)
+	if reason == "" {
+		if len(got) != 1 || got[0] != want || len(dead) != 0 {
+			t.Errorf("%s on %s = %q (dead letters %v), want %s", stage, in, got, dead, want)
+		}
+		return
+	}
+	if len(got) != 0 || len(dead) != 1 || dead[0].Reason != reason || !strings.Contains(dead[0].Error, err) {
+		t.Errorf("%s on %s = %q, dead letters %+v; want one with reason %s and error containing %q", stage, in, got, dead, reason, err)
 	}
 }
