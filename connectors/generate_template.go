@@ -36,6 +36,10 @@ type bodyTemplate struct {
 type templatePart struct {
 	text []byte
 	prog *expr.Program // nil: the value is seq itself
+	// fast, if set, computes the value in Go (see compileScalar); prog
+	// takes over whenever it is not sure.
+	fast scalarFunc
+	kind scalarKind
 }
 
 // newBodyTemplate returns the template of prog, or nil if its expression has
@@ -114,7 +118,7 @@ func (t *bodyTemplate) value(e ast.Expr, info *ast.SourceInfo, text *[]byte) boo
 		return false
 	}
 	src, err := parser.Unparse(e, info)
-	if err != nil {
+	if err != nil || !unparsedFaithfully(src, e) {
 		return false
 	}
 	prog, err := expr.Compile(src)
@@ -129,8 +133,81 @@ func (t *bodyTemplate) value(e ast.Expr, info *ast.SourceInfo, text *[]byte) boo
 		*text = append(*text, b...)
 		return true
 	}
-	t.parts = append(t.parts, templatePart{text: *text, prog: prog})
+	fast, kind := compileScalar(e)
+	t.parts = append(t.parts, templatePart{text: *text, prog: prog, fast: fast, kind: kind})
 	*text = nil
+	return true
+}
+
+// unparsedFaithfully reports whether src parses back to e: Unparse writes
+// -(-x) as --x, which parses as x.
+func unparsedFaithfully(src string, e ast.Expr) bool {
+	p, err := parser.NewParser(parser.EnableOptionalSyntax(true))
+	if err != nil {
+		return false
+	}
+	parsed, errs := p.Parse(common.NewTextSource(src))
+	return len(errs.GetErrors()) == 0 && sameExpr(parsed.Expr(), e)
+}
+
+// sameExpr compares two expressions of the kinds templateSafe accepts. The
+// negation of a number literal is the negative literal, as the parser
+// reads it.
+func sameExpr(a, b ast.Expr) bool {
+	a, b = negatedLiteral(a), negatedLiteral(b)
+	if a.Kind() != b.Kind() {
+		return false
+	}
+	switch a.Kind() {
+	case ast.LiteralKind:
+		x, y := a.AsLiteral(), b.AsLiteral()
+		if fx, ok := x.(types.Double); ok {
+			fy, ok := y.(types.Double)
+			return ok && math.Float64bits(float64(fx)) == math.Float64bits(float64(fy))
+		}
+		return x.Type() == y.Type() && x.Equal(y) == types.True
+	case ast.IdentKind:
+		return a.AsIdent() == b.AsIdent()
+	case ast.ListKind:
+		return sameExprs(a.AsList().Elements(), b.AsList().Elements()) && len(b.AsList().OptionalIndices()) == 0
+	case ast.CallKind:
+		x, y := a.AsCall(), b.AsCall()
+		return x.FunctionName() == y.FunctionName() && !x.IsMemberFunction() && !y.IsMemberFunction() && sameExprs(x.Args(), y.Args())
+	}
+	return false
+}
+
+// negatedLiteral returns -(n) for a number literal n as the literal -n,
+// and any other expression as it is.
+func negatedLiteral(e ast.Expr) ast.Expr {
+	if e.Kind() != ast.CallKind || e.AsCall().FunctionName() != operators.Negate || len(e.AsCall().Args()) != 1 {
+		return e
+	}
+	arg := e.AsCall().Args()[0]
+	if arg.Kind() != ast.LiteralKind {
+		return e
+	}
+	var f ast.ExprFactory = ast.NewExprFactory()
+	switch l := arg.AsLiteral().(type) {
+	case types.Int:
+		if l != math.MinInt64 {
+			return f.NewLiteral(e.ID(), -l)
+		}
+	case types.Double:
+		return f.NewLiteral(e.ID(), -l)
+	}
+	return e
+}
+
+func sameExprs(a, b []ast.Expr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameExpr(a[i], b[i]) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -177,6 +254,14 @@ func (t *bodyTemplate) write(seq int64, size int) ([]byte, error) {
 			buf = strconv.AppendInt(buf, seq, 10)
 			continue
 		}
+		if p.fast != nil {
+			if v, ok := p.fast(seq); ok {
+				if b, ok := appendScalarKind(buf, v, p.kind); ok {
+					buf = b
+					continue
+				}
+			}
+		}
 		v, err := p.prog.Eval(&in)
 		if err != nil {
 			return t.whole.EvalBody(&in)
@@ -205,25 +290,35 @@ func appendScalar(buf []byte, v ref.Val) ([]byte, bool) {
 	case types.Bool:
 		return strconv.AppendBool(buf, bool(v)), true
 	case types.String:
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-				return buf, false
-			}
-		}
-		buf = append(buf, '"')
-		buf = append(buf, v...)
-		return append(buf, '"'), true
+		return appendString(buf, string(v))
 	case types.Double:
-		f := float64(v)
-		if abs := math.Abs(f); math.IsInf(f, 0) || math.IsNaN(f) || abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-			return buf, false
-		}
-		if f == 0 {
-			f = 0 // no -0, as the encoder
-		}
-		return strconv.AppendFloat(buf, f, 'f', -1, 64), true
+		return appendDouble(buf, float64(v))
 	case types.Null:
 		return append(buf, "null"...), true
 	}
 	return buf, false
+}
+
+// appendString appends s quoted, for strings of printable ASCII without
+// quotes or backslashes, which the encoder writes as they are.
+func appendString(buf []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return buf, false
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"'), true
+}
+
+// appendDouble appends f as the encoder does where it uses plain decimals.
+func appendDouble(buf []byte, f float64) ([]byte, bool) {
+	if abs := math.Abs(f); math.IsInf(f, 0) || math.IsNaN(f) || abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		return buf, false
+	}
+	if f == 0 {
+		f = 0 // no -0, as the encoder
+	}
+	return strconv.AppendFloat(buf, f, 'f', -1, 64), true
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/pipe-dsl/pipe/component"
@@ -143,5 +146,128 @@ func TestGenerateSendsTheTemplatedBodies(t *testing.T) {
 	var ee *expr.Error
 	if err := g.Read(context.Background(), out); !errors.As(err, &ee) || len(out.bodies) != 2 {
 		t.Fatalf("Read: %v after %d messages, want an expression error after 2", err, len(out.bodies))
+	}
+}
+
+// randExpr builds a random expression of kind k over seq, within and around
+// the subset compileScalar takes over, depth levels deep at most.
+func randExpr(r *rand.Rand, k scalarKind, depth int) string {
+	pick := func(s ...string) string { return s[r.IntN(len(s))] }
+	if depth == 0 || r.IntN(4) == 0 {
+		switch k {
+		case kindInt:
+			return pick("seq", "seq", "0", "1", "-1", "2", "7", "10", "100", "9223372036854775807", "-9223372036854775807")
+		case kindDouble:
+			return pick("0.0", "1.5", "-2.25", "1e300", "3.0", "1e-7", "0.1")
+		case kindString:
+			return pick(`"a"`, `"error"`, `"x\"y"`, `"é"`, `""`)
+		default:
+			return pick("true", "false")
+		}
+	}
+	d := depth - 1
+	cond := func() string {
+		return "(" + randExpr(r, kindBool, d) + " ? " + randExpr(r, k, d) + " : " + randExpr(r, k, d) + ")"
+	}
+	switch k {
+	case kindInt:
+		switch r.IntN(5) {
+		case 0:
+			return "(" + randExpr(r, kindInt, d) + pick(" + ", " - ", " * ", " / ", " % ") + randExpr(r, kindInt, d) + ")"
+		case 1:
+			return "-(" + randExpr(r, kindInt, d) + ")"
+		case 2:
+			return "int(" + randExpr(r, kindDouble, d) + ")"
+		case 3:
+			return cond()
+		default:
+			return "(" + randExpr(r, kindInt, d) + pick(" * ", " + ") + randExpr(r, kindInt, d) + ")"
+		}
+	case kindDouble:
+		switch r.IntN(4) {
+		case 0:
+			return "(" + randExpr(r, kindDouble, d) + pick(" + ", " - ", " * ", " / ") + randExpr(r, kindDouble, d) + ")"
+		case 1:
+			return "double(" + randExpr(r, kindInt, d) + ")"
+		case 2:
+			return "-(" + randExpr(r, kindDouble, d) + ")"
+		default:
+			return cond()
+		}
+	case kindString:
+		switch r.IntN(3) {
+		case 0:
+			return "string(" + randExpr(r, kindInt, d) + ")"
+		case 1:
+			return cond()
+		default:
+			return "(" + randExpr(r, kindString, d) + " + " + randExpr(r, kindString, d) + ")" // left to CEL
+		}
+	default:
+		ops := pick(" == ", " != ", " < ", " <= ", " > ", " >= ")
+		switch r.IntN(6) {
+		case 0:
+			return "(" + randExpr(r, kindInt, d) + ops + randExpr(r, kindInt, d) + ")"
+		case 1:
+			return "(" + randExpr(r, kindDouble, d) + ops + randExpr(r, kindDouble, d) + ")"
+		case 2:
+			return "(" + randExpr(r, kindString, d) + ops + randExpr(r, kindString, d) + ")"
+		case 3:
+			return "(" + randExpr(r, kindBool, d) + pick(" && ", " || ", " == ", " != ") + randExpr(r, kindBool, d) + ")"
+		case 4:
+			return "!(" + randExpr(r, kindBool, d) + ")"
+		default:
+			return cond()
+		}
+	}
+}
+
+// TestGenerateTemplateAgreesWithCELOnRandomExpressions compares, for
+// random objects of random scalar expressions of seq, the bodies and errors
+// the template writes with those of the whole expression.
+func TestGenerateTemplateAgreesWithCELOnRandomExpressions(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 3))
+	n := 500
+	if testing.Short() {
+		n = 100
+	}
+	fast, whole := 0, 0
+	for range n {
+		var b strings.Builder
+		b.WriteString("{")
+		for j := range 1 + r.IntN(4) {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q: %s", fmt.Sprintf("k%d", j), randExpr(r, scalarKind(1+r.IntN(4)), 1+r.IntN(4)))
+		}
+		b.WriteString("}")
+		src := b.String()
+		prog, err := expr.Compile(src)
+		if err != nil {
+			continue // e.g. an int literal out of range
+		}
+		tmpl := newBodyTemplate(prog)
+		if tmpl == nil {
+			// A part that fails to compile alone (a constant
+			// overflow folded at compile time) keeps it whole.
+			whole++
+			continue
+		}
+		for _, p := range tmpl.parts {
+			if p.fast != nil {
+				fast++
+			}
+		}
+		for _, seq := range templateSeqs {
+			want, wantErr := prog.EvalBody(&expr.Input{Seq: seq})
+			got, err := tmpl.write(seq, 0)
+			if !bytes.Equal(got, want) || (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Fatalf("%s, seq %d: template wrote %s (%v), the expression %s (%v)", src, seq, got, err, want, wantErr)
+			}
+		}
+	}
+	if fast < n/2 || whole > n/5 {
+		t.Errorf("%d values computed in Go, %d of %d expressions kept whole", fast, whole, n)
 	}
 }
