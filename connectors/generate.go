@@ -25,12 +25,15 @@ func init() {
 type generate struct {
 	cfg   generateConfig
 	clock pipeline.Clock
+	// tmpl writes the bodies when the message is an object literal it
+	// can split; nil otherwise.
+	tmpl *bodyTemplate
 }
 
 var _ pipeline.Source = (*generate)(nil)
 
 func newGenerate(c *generateConfig, env component.Env) (pipeline.Source, error) {
-	return &generate{cfg: *c, clock: env.Clock}, nil
+	return &generate{cfg: *c, clock: env.Clock, tmpl: newBodyTemplate(c.Message)}, nil
 }
 
 // stallAtLeast is the shortest Send that counts as downstream holding the
@@ -49,6 +52,7 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 	var (
 		timer pipeline.Timer
 		due   time.Time
+		size  int // of the last body
 	)
 	if iv > 0 {
 		timer = g.clock.NewTimer(iv)
@@ -75,7 +79,18 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 			}
 		}
 		// Not decoded here: the next stage decodes what it reads.
-		body, err := g.cfg.Message.EvalBody(&expr.Input{Seq: seq})
+		var (
+			body []byte
+			err  error
+		)
+		if g.tmpl != nil {
+			// Sized for the last body and a few more digits, so
+			// that appending rarely grows it.
+			body, err = g.tmpl.write(seq, size+8)
+			size = len(body)
+		} else {
+			body, err = g.cfg.Message.EvalBody(&expr.Input{Seq: seq})
+		}
 		if err != nil {
 			return err
 		}

@@ -74,3 +74,46 @@ func BenchmarkGeneratePacing(b *testing.B) {
 		})
 	}
 }
+
+// countOutlet acks and counts.
+type countOutlet struct {
+	timedOutlet
+	n int
+}
+
+func (o *countOutlet) Send(_ context.Context, m *pipeline.Message) error {
+	o.n++
+	m.Ack()
+	return nil
+}
+
+// BenchmarkGenerateBodies is generate's cost per message, without an
+// interval, for the object literal of the Benthos twin (docs/performance.md):
+// split into a template, and evaluated whole as before.
+//
+//	go test -run '^$' -bench GenerateBodies -benchmem -count 6 ./connectors/
+func BenchmarkGenerateBodies(b *testing.B) {
+	prog, err := expr.Compile(`{"id": seq, "level": seq % 10 == 0 ? "error" : "info", "amount": double(seq) * 1.5}`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, templated := range []bool{true, false} {
+		b.Run(fmt.Sprintf("template=%v", templated), func(b *testing.B) {
+			src, err := newGenerate(&generateConfig{Count: int64(b.N), Message: prog}, component.Env{Clock: pipeline.SystemClock})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !templated {
+				src.(*generate).tmpl = nil
+			}
+			out := &countOutlet{}
+			b.ResetTimer()
+			if err := src.Read(context.Background(), out); err != nil {
+				b.Fatal(err)
+			}
+			if out.n != b.N {
+				b.Fatalf("sent %d messages, want %d", out.n, b.N)
+			}
+		})
+	}
+}
