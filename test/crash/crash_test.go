@@ -50,17 +50,7 @@ func size() int {
 
 func TestGivenJetStreamIntoADurableWindowOnRedisWhenPipeIsKilledThreeTimesThenTheTableEqualsTheExpectedOne(t *testing.T) {
 	crash(t, func(id string) string {
-		rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-		t.Cleanup(func() { rdb.Close() })
-		if err := rdb.Ping(t.Context()).Err(); err != nil {
-			servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
-		}
-		prefix := "crash:" + id + ":"
-		t.Cleanup(func() {
-			if ks, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(ks) > 0 {
-				rdb.Del(context.Background(), ks...)
-			}
-		})
+		prefix := redisPrefix(t, "crash:"+id+":")
 		return fmt.Sprintf(`redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}`, prefix)
 	})
 }
@@ -142,22 +132,35 @@ func lastRun(t *testing.T, file string, db *outTable, n int, what string, settle
 	poll(t, "the table to be complete and "+what, func() bool {
 		return db.count(t) == len(want) && settled()
 	})
+	stop(t, cmd, "the last run")
+	db.check(t, want)
+}
+
+// redisPrefix skips the test when Redis is down (fails under
+// PIPE_REQUIRE_SERVICES=1) and deletes every key under prefix after it.
+func redisPrefix(t *testing.T, prefix string) string {
+	t.Helper()
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
+	}
+	t.Cleanup(func() { // t.Context() is done by now
+		if ks, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(ks) > 0 {
+			rdb.Del(context.Background(), ks...)
+		}
+	})
+	return prefix
+}
+
+// stop ends cmd with SIGTERM and waits: a drain must exit 0.
+func stop(t *testing.T, cmd *exec.Cmd, who string) {
+	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Errorf("the last run, stopped with SIGTERM: %v", err)
-	}
-	got := db.rows(t)
-	if len(got) != len(want) {
-		t.Errorf("table has %d rows, want %d", len(got), len(want))
-	}
-	bad := 0
-	for k, w := range want {
-		if got[k] != w && bad < 10 {
-			bad++
-			t.Errorf("row %s = %v, want %v", k, got[k], w)
-		}
+		t.Errorf("%s, stopped with SIGTERM: %v", who, err)
 	}
 }
 
@@ -309,6 +312,23 @@ func (o *outTable) count(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// check compares the table with want, row by row (the first 10
+// differences).
+func (o *outTable) check(t *testing.T, want map[string]agg) {
+	t.Helper()
+	got := o.rows(t)
+	if len(got) != len(want) {
+		t.Errorf("table has %d rows, want %d", len(got), len(want))
+	}
+	bad := 0
+	for k, w := range want {
+		if got[k] != w && bad < 10 {
+			bad++
+			t.Errorf("row %s = %v, want %v", k, got[k], w)
+		}
+	}
 }
 
 func (o *outTable) rows(t *testing.T) map[string]agg {

@@ -9,12 +9,9 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/pipe-dsl/pipe/internal/servicetest"
 )
 
 // TestGivenKafkaIntoADurableWindowWhenPipeIsKilledThreeTimesThenTheTableEqualsTheExpectedOne
@@ -26,41 +23,7 @@ import (
 // timeout in the group (session_timeout: 2s).
 func TestGivenKafkaIntoADurableWindowWhenPipeIsKilledThreeTimesThenTheTableEqualsTheExpectedOne(t *testing.T) {
 	n := size()
-	id := strconv.FormatInt(time.Now().UnixNano(), 36)
-	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
-	}
-	prefix := "crash:" + id + ":"
-	t.Cleanup(func() {
-		if ks, _ := rdb.Keys(t.Context(), prefix+"*").Result(); len(ks) > 0 {
-			rdb.Del(t.Context(), ks...)
-		}
-	})
-	topic := "crash_" + id
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	db := table(t, "crash_out_"+id)
-	file := filepath.Join(t.TempDir(), "pipe.yaml")
-	yaml := fmt.Sprintf(`name: crash_%s
-state:
-  redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}
-  checkpoint_interval: 200ms
-source:
-  kafka: {brokers: [%q], topics: [%s], group: win, start: earliest, commit_interval: 100ms, session_timeout: 2s, heartbeat_interval: 200ms}
-`, id, prefix, c.ListenAddrs()[0], topic) + windowToTable(id)
-	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	topic, cl, db, file := kafkaWindow(t, "crash", 1)
 	produce := func(lo, hi int, extra ...string) {
 		var rs []*kgo.Record
 		for i := lo; i < hi; i++ {
@@ -98,4 +61,38 @@ source:
 	}
 	produce(3*n/4, n, fmt.Sprintf(`{"k":"end","ts":%d,"v":0}`, int64(n)*100+5000))
 	lastRun(t, file, db, n, "every offset committed", func() bool { return committed() == int64(n+1) })
+}
+
+// kafkaWindow starts a kfake cluster with a topic of the given partitions,
+// a producing client, the output table, and the crash pipeline file: the
+// topic into the keyed window (state in Redis) into the table, with a
+// 2 s group session so a killed member's partitions move on quickly.
+func kafkaWindow(t *testing.T, name string, partitions int32, opts ...kgo.Opt) (topic string, cl *kgo.Client, db *outTable, file string) {
+	t.Helper()
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	prefix := redisPrefix(t, name+":"+id+":")
+	topic = name + "_" + id
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	db = table(t, "crash_out_"+id)
+	file = filepath.Join(t.TempDir(), "pipe.yaml")
+	yaml := fmt.Sprintf(`name: %s_%s
+state:
+  redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}
+  checkpoint_interval: 200ms
+source:
+  kafka: {brokers: [%q], topics: [%s], group: win, start: earliest, commit_interval: 100ms, session_timeout: 2s, heartbeat_interval: 200ms}
+`, name, id, prefix, c.ListenAddrs()[0], topic) + windowToTable(id)
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return topic, cl, db, file
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pipe-dsl/pipe/internal/servicetest"
 	"github.com/pipe-dsl/pipe/state/redisstate"
@@ -31,17 +30,7 @@ func TestGivenTwoReplicasOnAPartitionedStreamWhenOneIsKilledThenTheOtherTakesIts
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	stream := "REP_" + id
 	js := jetStream(t, stream)
-	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
-	}
-	prefix := "rep:" + id + ":"
-	t.Cleanup(func() {
-		if ks, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(ks) > 0 {
-			rdb.Del(context.Background(), ks...)
-		}
-	})
+	prefix := redisPrefix(t, "rep:"+id+":")
 	out := "rep_out_" + id
 	conn, err := pgx.Connect(t.Context(), pgDSN)
 	if err != nil {
@@ -172,12 +161,7 @@ sink:
 	if took := first.Sub(killed); took < ttl/2 {
 		t.Errorf("b wrote a's partition %v after the kill, before a's leases (ttl %v) could have expired", took, ttl)
 	}
-	if err := b.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Wait(); err != nil {
-		t.Errorf("b, stopped with SIGTERM: %v", err)
-	}
+	stop(t, b, "b")
 }
 
 // holdings returns a function listing how many partitions each live

@@ -1,21 +1,13 @@
 package crash
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/pipe-dsl/pipe/internal/servicetest"
 )
 
 // partitions is the replica test's topic size.
@@ -32,42 +24,7 @@ const partitions = 4
 // computed from the input, exactly.
 func TestGivenTwoReplicasInOneKafkaGroupWhenOneIsKilledThenTheSurvivorTakesItsPartitionsOverAndTheTableEqualsTheExpectedOne(t *testing.T) {
 	n := size()
-	id := strconv.FormatInt(time.Now().UnixNano(), 36)
-	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
-	}
-	prefix := "replica:" + id + ":"
-	t.Cleanup(func() {
-		if ks, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(ks) > 0 {
-			rdb.Del(context.Background(), ks...)
-		}
-	})
-	topic := "replica_" + id
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	db := table(t, "crash_out_"+id)
-	file := filepath.Join(t.TempDir(), "pipe.yaml")
-	yaml := fmt.Sprintf(`name: replica_%s
-state:
-  redis: {url: "redis://127.0.0.1:6379/0", prefix: %q}
-  checkpoint_interval: 200ms
-source:
-  kafka: {brokers: [%q], topics: [%s], group: win, start: earliest, commit_interval: 100ms, session_timeout: 2s, heartbeat_interval: 200ms}
-`, id, prefix, c.ListenAddrs()[0], topic) + windowToTable(id)
-	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	topic, cl, db, file := kafkaWindow(t, "replica", partitions, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	// Record i has key k(i%keys) and goes to partition (i%keys)%partitions:
 	// one key, one partition (co-partitioned, as the window needs).
 	ends := make([]int64, partitions) // records per partition
@@ -152,23 +109,8 @@ source:
 		return db.count(t) == len(want)
 	})
 	t.Logf("the survivor finished %s after the kill", time.Since(killed).Round(time.Millisecond))
-	if err := a.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Wait(); err != nil {
-		t.Errorf("the survivor, stopped with SIGTERM: %v", err)
-	}
-	got := db.rows(t)
-	if len(got) != len(want) {
-		t.Errorf("table has %d rows, want %d", len(got), len(want))
-	}
-	bad := 0
-	for k, w := range want {
-		if got[k] != w && bad < 10 {
-			bad++
-			t.Errorf("row %s = %v, want %v", k, got[k], w)
-		}
-	}
+	stop(t, a, "the survivor")
+	db.check(t, want)
 }
 
 // assignedMembers counts the members of group win that hold at least one

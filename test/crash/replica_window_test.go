@@ -8,10 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/pipe-dsl/pipe/internal/servicetest"
 )
 
 // TestGivenTwoReplicasOfADurableWindowOnAPartitionedStreamWhenOneIsKilledThenTheTableEqualsTheExpectedOne
@@ -28,17 +24,7 @@ func TestGivenTwoReplicasOfADurableWindowOnAPartitionedStreamWhenOneIsKilledThen
 	stream := "REPW_" + id
 	js := jetStream(t, stream)
 	db := table(t, "crash_out_"+id)
-	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
-	}
-	prefix := "repw:" + id + ":"
-	t.Cleanup(func() {
-		if ks, _ := rdb.Keys(t.Context(), prefix+"*").Result(); len(ks) > 0 {
-			rdb.Del(t.Context(), ks...)
-		}
-	})
+	prefix := redisPrefix(t, "repw:"+id+":")
 	file := filepath.Join(t.TempDir(), "pipe.yaml")
 	yaml := fmt.Sprintf(`name: repw_%s
 state:
@@ -117,21 +103,6 @@ source:
 	poll(t, "the table complete and every partition acked", func() bool {
 		return db.count(t) == len(want) && consumers(func(pending, unacked uint64) bool { return pending == 0 && unacked == 0 })
 	})
-	if err := b.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Wait(); err != nil {
-		t.Errorf("b, stopped with SIGTERM: %v", err)
-	}
-	got := db.rows(t)
-	if len(got) != len(want) {
-		t.Errorf("table has %d rows, want %d", len(got), len(want))
-	}
-	bad := 0
-	for k, w := range want {
-		if got[k] != w && bad < 10 {
-			bad++
-			t.Errorf("row %s = %v, want %v", k, got[k], w)
-		}
-	}
+	stop(t, b, "b")
+	db.check(t, want)
 }

@@ -78,17 +78,7 @@ func restartMidRun(t *testing.T, store privateStore) {
 		t.Errorf("pipe, stopped with SIGTERM: %v", err)
 	}
 	o.exited <- nil // for the cleanup
-	got := o.db.rows(t)
-	if len(got) != len(want) {
-		t.Errorf("table has %d rows, want %d", len(got), len(want))
-	}
-	bad := 0
-	for k, w := range want {
-		if got[k] != w && bad < 10 {
-			bad++
-			t.Errorf("row %s = %v, want %v", k, got[k], w)
-		}
-	}
+	o.db.check(t, want)
 }
 
 // TestGivenADurableWindowOnRedisWhenRedisRestartsWithoutItsDataThenPipeStopsWithAnErrorAndAcksNothingMore
