@@ -54,6 +54,9 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 		due   time.Time
 		size  int // of the last body
 	)
+	if iv == 0 {
+		return g.burst(ctx, out)
+	}
 	if iv > 0 {
 		timer = g.clock.NewTimer(iv)
 		timer.Stop()
@@ -78,19 +81,7 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 				due = now
 			}
 		}
-		// Not decoded here: the next stage decodes what it reads.
-		var (
-			body []byte
-			err  error
-		)
-		if g.tmpl != nil {
-			// Sized for the last body and a few more digits, so
-			// that appending rarely grows it.
-			body, err = g.tmpl.write(seq, size+8)
-			size = len(body)
-		} else {
-			body, err = g.cfg.Message.EvalBody(&expr.Input{Seq: seq})
-		}
+		body, err := g.body(seq, &size)
 		if err != nil {
 			return err
 		}
@@ -110,4 +101,52 @@ func (g *generate) Read(ctx context.Context, out pipeline.Outlet) error {
 		}
 	}
 	return nil
+}
+
+// burstOf is how many messages generate makes before it hands them on
+// together without an interval: a chain's worth at the default buffer
+// (pipeline/chain.go), one channel operation for all of them.
+const burstOf = 16
+
+// burst is Read without an interval: as fast as downstream accepts, burstOf
+// messages at a time through pipeline.SendAll. A burst is made in well
+// under a millisecond and nothing waits to fill one, so no message is held
+// back; the soft stop is checked between bursts.
+func (g *generate) burst(ctx context.Context, out pipeline.Outlet) error {
+	ms := make([]*pipeline.Message, 0, burstOf)
+	size := 0
+	for seq := int64(1); g.cfg.Count == 0 || seq <= g.cfg.Count; {
+		if ctx.Err() != nil {
+			return nil
+		}
+		ms = ms[:0]
+		var err error
+		for ; len(ms) < burstOf && (g.cfg.Count == 0 || seq <= g.cfg.Count); seq++ {
+			var body []byte
+			if body, err = g.body(seq, &size); err != nil {
+				break
+			}
+			ms = append(ms, pipeline.NewMessage(body, nil))
+		}
+		if len(ms) > 0 && pipeline.SendAll(ctx, out, ms) != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// body is message seq's body. Not decoded here: the next stage decodes
+// what it reads. size is the last body's length, updated.
+func (g *generate) body(seq int64, size *int) ([]byte, error) {
+	if g.tmpl == nil {
+		return g.cfg.Message.EvalBody(&expr.Input{Seq: seq})
+	}
+	// Sized for the last body and a few more digits, so that appending
+	// rarely grows it.
+	body, err := g.tmpl.write(seq, *size+8)
+	*size = len(body)
+	return body, err
 }
