@@ -24,23 +24,30 @@ import (
 	"github.com/pipe-dsl/pipe/state/redisstate"
 )
 
+// redisTestPrefix skips t when Redis is down (fails under
+// PIPE_REQUIRE_SERVICES=1) and deletes every key under prefix after it.
+func redisTestPrefix(t testing.TB, prefix string) string {
+	t.Helper()
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
+	}
+	t.Cleanup(func() {
+		if keys, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+	})
+	return prefix
+}
+
 // durableBackends returns the real Redis and PostgreSQL backends, each
 // with names unique to the test.
 func durableBackends(t testing.TB) map[string]func(t testing.TB) state.Backend {
 	id := time.Now().UnixNano()
 	return map[string]func(t testing.TB) state.Backend{
 		"redis": func(t testing.TB) state.Backend {
-			rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-			t.Cleanup(func() { rdb.Close() })
-			if err := rdb.Ping(t.Context()).Err(); err != nil {
-				servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
-			}
-			prefix := fmt.Sprintf("pipe-test-window:%d:", id)
-			t.Cleanup(func() {
-				if keys, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(keys) > 0 {
-					rdb.Del(context.Background(), keys...)
-				}
-			})
+			prefix := redisTestPrefix(t, fmt.Sprintf("pipe-test-window:%d:", id))
 			return &redisstate.Backend{URL: "redis://127.0.0.1:6379/0", Prefix: prefix, Interval: time.Second}
 		},
 		"postgres": func(t testing.TB) state.Backend {

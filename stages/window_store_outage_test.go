@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pipe-dsl/pipe/component"
 	"github.com/pipe-dsl/pipe/internal/servicetest"
@@ -35,17 +34,7 @@ func proxiedBackends() map[string]func(t *testing.T) (state.Backend, *tcpproxy.P
 	id := time.Now().UnixNano()
 	return map[string]func(t *testing.T) (state.Backend, *tcpproxy.Proxy){
 		"redis": func(t *testing.T) (state.Backend, *tcpproxy.Proxy) {
-			rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-			t.Cleanup(func() { rdb.Close() })
-			if err := rdb.Ping(t.Context()).Err(); err != nil {
-				servicetest.Unavailable(t, "Redis on 127.0.0.1:6379", err)
-			}
-			prefix := fmt.Sprintf("pipe-test-outage:%d:", id)
-			t.Cleanup(func() {
-				if keys, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(keys) > 0 {
-					rdb.Del(context.Background(), keys...)
-				}
-			})
+			prefix := redisTestPrefix(t, fmt.Sprintf("pipe-test-outage:%d:", id))
 			p := tcpproxy.New(t, "127.0.0.1:6379")
 			return &redisstate.Backend{URL: "redis://" + p.Addr() + "/0", Prefix: prefix, Interval: time.Second}, p
 		},
