@@ -116,6 +116,20 @@ func sourcePosition(m *pipeline.Message) (partition string, pos int64, ok bool) 
 	return "", 0, false
 }
 
+// position is a message's sourcePosition, worked out once per message by
+// windowRun.add (and only where a task or a checkpoint needs it: the
+// partition name is built per message).
+type position struct {
+	part string
+	pos  int64
+	ok   bool
+}
+
+func positionOf(m *pipeline.Message) position {
+	p, pos, ok := sourcePosition(m)
+	return position{p, pos, ok}
+}
+
 // readEpoch returns the source's read epoch of m's partition: it changes
 // whenever this process starts reading the partition again from a
 // committed or rewound position (Kafka: kafka_read_epoch, set at each
@@ -177,12 +191,12 @@ func (d *durable) acquire(ctx context.Context, w *windowStage, t *task) error {
 // since the last commit (JetStream redelivers after ack_wait, e.g. while
 // the store is down) is held like its original and acked by the next
 // commit, so no position is acked before the store holds it.
-func (t *task) replayed(m *pipeline.Message) bool {
+func (t *task) replayed(m *pipeline.Message, at position) bool {
 	if t.owner == nil {
 		return false
 	}
-	p, pos, ok := sourcePosition(m)
-	if !ok || t.pos[p] == nil || !t.pos[p].has(pos) {
+	p, pos := at.part, at.pos
+	if !at.ok || t.pos[p] == nil || !t.pos[p].has(pos) {
 		return false
 	}
 	if c := t.cpos[p]; c != nil && c.has(pos) {
@@ -195,14 +209,14 @@ func (t *task) replayed(m *pipeline.Message) bool {
 
 // fold records that m is now in t's engine: its position goes into t's
 // next checkpoint and m is acked once that checkpoint is committed.
-func (d *durable) fold(w *windowStage, t *task, m *pipeline.Message) {
-	if p, pos, ok := sourcePosition(m); ok {
-		f := t.pos[p]
+func (d *durable) fold(w *windowStage, t *task, m *pipeline.Message, at position) {
+	if at.ok {
+		f := t.pos[at.part]
 		if f == nil {
 			f = &folded{}
-			t.pos[p] = f
+			t.pos[at.part] = f
 		}
-		f.add(pos)
+		f.add(at.pos)
 	} else if !d.noPos {
 		d.noPos = true
 		w.log.Warn("window: a message without a source position (Kafka offset or JetStream sequence) was folded into durable state: after a crash it is counted again (at-least-once)")

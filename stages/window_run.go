@@ -122,7 +122,11 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		r.out.Fail(ctx, m, errBatch("window"))
 		return nil
 	}
-	t, ok, err := r.taskFor(ctx, m)
+	var at position // only a task per partition or a checkpoint needs it
+	if r.d != nil || w.partitioned {
+		at = positionOf(m)
+	}
+	t, ok, err := r.taskFor(ctx, m, at)
 	if err != nil {
 		m.Nack(err)
 		return err
@@ -131,7 +135,7 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 		m.Nack(errStaleRead)
 		return nil
 	}
-	if t.replayed(m) {
+	if t.replayed(m, at) {
 		w.replayedN.Add(1)
 		return nil
 	}
@@ -148,7 +152,7 @@ func (r *windowRun) add(ctx context.Context, m *pipeline.Message) error {
 	}
 	t.last = now
 	if r.d != nil && added.Windows > 0 {
-		r.d.fold(w, t, m)
+		r.d.fold(w, t, m, at)
 	}
 	if added.Windows == 0 {
 		w.late.Add(1)

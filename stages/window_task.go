@@ -45,15 +45,19 @@ var (
 // any previous owner) and restores it. ok is false when m belongs to a
 // read whose messages a dropped task nacked: the caller nacks m too, and
 // the source reads the partition again from its committed position.
-func (r *windowRun) taskFor(ctx context.Context, m *pipeline.Message) (t *task, ok bool, err error) {
-	src, _, _ := sourcePosition(m)
+// at is m's position (zero without durable state or partitioning).
+func (r *windowRun) taskFor(ctx context.Context, m *pipeline.Message, at position) (t *task, ok bool, err error) {
+	src := at.part
 	part := ""
 	if r.w.partitioned {
 		part = src
 	}
-	epoch := readEpoch(m)
+	epoch := ""
+	if r.d != nil {
+		epoch = readEpoch(m)
+	}
 	t = r.tasks[part]
-	if r.d != nil && epoch != "" {
+	if epoch != "" {
 		if b, found := r.blocked[src]; found {
 			if b == epoch {
 				return nil, false, nil // still the read a drop nacked
